@@ -1,0 +1,81 @@
+// Shared declarations of the cllm addon: a Model and a Context class over llama.cpp.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+#include <string>
+
+#include "chat.h"
+#include "llama.h"
+
+namespace cllm {
+
+// Per-addon-instance state: the constructors needed to create JS objects from C++.
+struct AddonData {
+    Napi::FunctionReference modelConstructor;
+    Napi::FunctionReference contextConstructor;
+};
+
+// Error-level messages llama.cpp logged on this thread since the last call, so that a failed load can say why.
+void clearThreadErrors();
+std::string threadErrors();
+
+class Model : public Napi::ObjectWrap<Model> {
+  public:
+    static Napi::Function Define(Napi::Env env);
+    explicit Model(const Napi::CallbackInfo & info);
+    ~Model() override;
+
+    llama_model * get() const { return model_; }
+    const llama_vocab * vocab() const { return vocab_; }
+    void retain() { ++liveContexts_; }
+    void release() { --liveContexts_; }
+
+  private:
+    Napi::Value Info(const Napi::CallbackInfo & info);
+    Napi::Value Tokenize(const Napi::CallbackInfo & info);
+    Napi::Value Detokenize(const Napi::CallbackInfo & info);
+    Napi::Value TokenBytes(const Napi::CallbackInfo & info);
+    Napi::Value IsEog(const Napi::CallbackInfo & info);
+    Napi::Value ApplyChatTemplate(const Napi::CallbackInfo & info);
+    Napi::Value Dispose(const Napi::CallbackInfo & info);
+
+    llama_model * live(Napi::Env env) const;
+
+    llama_model * model_ = nullptr;
+    const llama_vocab * vocab_ = nullptr;
+    common_chat_templates_ptr templates_;
+    int liveContexts_ = 0;
+};
+
+class Context : public Napi::ObjectWrap<Context> {
+  public:
+    static Napi::Function Define(Napi::Env env);
+    explicit Context(const Napi::CallbackInfo & info);
+    ~Context() override;
+
+    void finishDecode();
+
+  private:
+    Napi::Value Decode(const Napi::CallbackInfo & info);
+    Napi::Value Rollback(const Napi::CallbackInfo & info);
+    Napi::Value Size(const Napi::CallbackInfo & info);
+    Napi::Value CachedTokens(const Napi::CallbackInfo & info);
+    Napi::Value Dispose(const Napi::CallbackInfo & info);
+
+    llama_context * live(Napi::Env env) const;
+    void free();
+
+    llama_context * ctx_ = nullptr;
+    llama_batch batch_{};
+    int32_t nBatch_ = 0;
+    Model * model_ = nullptr;
+    Napi::ObjectReference modelRef_;
+    bool busy_ = false;
+    bool disposeRequested_ = false;
+};
+
+Napi::Value LoadModel(const Napi::CallbackInfo & info);
+
+}  // namespace cllm

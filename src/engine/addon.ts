@@ -1,0 +1,72 @@
+// The typed face of the native addon. Only this file touches the raw addon; the rest of cllm uses
+// Model and Context from model.ts and context.ts.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { CllmError } from './errors.js';
+
+export interface RawModelInfo {
+  architecture: string;
+  name: string;
+  description: string;
+  parameterCount: number;
+  tensorBytes: number;
+  vocabularySize: number;
+  trainedContextLength: number;
+  layers: number;
+  embeddingLength: number;
+  bos: number;
+  eos: number;
+  addBos: boolean;
+  quantization: string;
+  chatTemplate: string | null;
+}
+
+export interface RawModel {
+  info(): RawModelInfo;
+  tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
+  detokenize(tokens: Int32Array, renderSpecial: boolean): string;
+  tokenBytes(token: number, renderSpecial: boolean): Buffer;
+  isEog(token: number): boolean;
+  applyChatTemplate(messages: { role: string; content: string }[], addAssistant: boolean): string;
+  dispose(): void;
+}
+
+export interface RawDecodeResult {
+  argmax: Int32Array;
+  margins?: Float32Array;
+}
+
+export interface RawContext {
+  decode(tokens: Int32Array, startPosition: number, wantMargins: boolean): Promise<RawDecodeResult>;
+  rollback(position: number): void;
+  size(): number;
+  cachedTokens(): number;
+  dispose(): void;
+}
+
+export interface BuildInfo {
+  llamaCppCommit: string;
+  backend: 'cpu' | 'cuda' | 'metal';
+  system: string;
+}
+
+interface Addon {
+  loadModel(path: string, options: { gpuLayers?: number; useMmap?: boolean }, onProgress?: (fraction: number) => void): Promise<RawModel>;
+  Context: new (model: RawModel, options: { contextSize: number; batchSize: number; threads: number }) => RawContext;
+  setVerbose(verbose: boolean): void;
+  buildInfo(): BuildInfo;
+}
+
+const addonPath = fileURLToPath(new URL('../../build/Release/cllm.node', import.meta.url));
+let addon: Addon | undefined;
+
+export function native(): Addon {
+  if (!addon) {
+    try {
+      addon = createRequire(import.meta.url)(addonPath) as Addon;
+    } catch (err) {
+      throw new CllmError(`the native addon could not be loaded (${addonPath}): ${(err as Error).message.split('\n')[0]}. Run \`npm run build:native\`.`);
+    }
+  }
+  return addon;
+}

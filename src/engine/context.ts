@@ -1,0 +1,69 @@
+import type { RawContext } from './addon.js';
+import { CllmError } from './errors.js';
+
+export interface DecodeResult {
+  /** argmax[i] is the greedy prediction for position start + i + 1. */
+  argmax: Int32Array;
+  /** Top-1 minus top-2 logit at each position, when asked for. */
+  margins?: Float32Array;
+}
+
+export interface ContextSettings {
+  contextSize: number;
+  batchSize: number;
+  threads: number;
+}
+
+/**
+ * A llama.cpp context: one KV-cached sequence. decode() scores a whole block in one forward pass and
+ * returns per-position argmax, computed natively; rollback() trims the cache after rejected draft tokens.
+ */
+export class Context {
+  constructor(
+    private raw: RawContext | undefined,
+    readonly settings: ContextSettings,
+    private readonly onDispose: () => void,
+  ) {}
+
+  private get context(): RawContext {
+    if (!this.raw) throw new CllmError('the context has been disposed');
+    return this.raw;
+  }
+
+  get size(): number {
+    return this.settings.contextSize;
+  }
+
+  /** Positions now held in the KV cache. */
+  get cachedTokens(): number {
+    return this.context.cachedTokens();
+  }
+
+  /**
+   * Evaluates tokens at positions start..start+n-1 in one pass (split by batchSize). The cache must hold
+   * exactly positions [0, start) beforehand; on failure roll back to start.
+   */
+  async decode(tokens: ArrayLike<number>, start: number, { margins = false } = {}): Promise<DecodeResult> {
+    const block = tokens instanceof Int32Array ? tokens : Int32Array.from(tokens);
+    if (start + block.length > this.size) {
+      throw new CllmError(`the context is full: ${start + block.length} tokens exceed the context size of ${this.size}`);
+    }
+    try {
+      return await this.context.decode(block, start, margins);
+    } catch (err) {
+      throw new CllmError((err as Error).message);
+    }
+  }
+
+  /** Forgets every cached position from `position` on. */
+  rollback(position: number): void {
+    this.context.rollback(position);
+  }
+
+  dispose(): void {
+    if (!this.raw) return;
+    this.raw.dispose();
+    this.raw = undefined;
+    this.onDispose();
+  }
+}

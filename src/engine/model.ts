@@ -1,0 +1,171 @@
+import { open, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { native, type RawModel } from './addon.js';
+import { Context } from './context.js';
+import { CllmError } from './errors.js';
+
+export interface LoadOptions {
+  /** Layers to offload to the GPU; -1 (default) offloads all that the backend can take. */
+  gpuLayers?: number;
+  useMmap?: boolean;
+  /** Called with the loaded fraction, 0 to 1. */
+  onProgress?: (fraction: number) => void;
+}
+
+export interface ModelInfo {
+  path: string;
+  architecture: string;
+  name: string;
+  description: string;
+  parameterCount: number;
+  fileBytes: number;
+  tensorBytes: number;
+  vocabularySize: number;
+  trainedContextLength: number;
+  layers: number;
+  embeddingLength: number;
+  bos: number;
+  eos: number;
+  addBos: boolean;
+  quantization: string;
+  chatTemplate: string | null;
+}
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant' | (string & {});
+  content: string;
+}
+
+export interface ContextOptions {
+  /** Default: the trained context length, capped at 4096. */
+  contextSize?: number;
+  /** Largest number of tokens in one llama_decode; longer blocks are split. Default 512. */
+  batchSize?: number;
+  /** Default: the machine's core count. */
+  threads?: number;
+}
+
+async function checkGgufFile(path: string): Promise<number> {
+  let size: number;
+  try {
+    const st = await stat(path);
+    if (st.isDirectory()) throw new CllmError(`model path is a directory, not a GGUF file: ${path}`);
+    size = st.size;
+  } catch (err) {
+    if (err instanceof CllmError) throw err;
+    throw new CllmError(`model file not found: ${path}`);
+  }
+  const file = await open(path, 'r');
+  try {
+    const magic = Buffer.alloc(4);
+    await file.read(magic, 0, 4, 0);
+    if (magic.toString('latin1') !== 'GGUF') throw new CllmError(`not a GGUF model file: ${path}`);
+  } finally {
+    await file.close();
+  }
+  return size;
+}
+
+// llama.cpp reports a failed load as several log lines; the one after "error loading model:" says why.
+function loadFailureReason(message: string): string {
+  const lines = message.split('\n').map((line) => line.trim()).filter(Boolean);
+  const marked = lines.find((line) => line.includes('error loading model:'));
+  const reason = marked ? marked.slice(marked.indexOf('error loading model:') + 'error loading model:'.length) : lines[0] ?? message;
+  return reason.replace(/^\s*llama_model_loader:\s*/, '').trim();
+}
+
+/** A GGUF model loaded through llama.cpp. Free it with dispose(); its contexts are disposed with it. */
+export class Model {
+  readonly info: ModelInfo;
+  private readonly contexts = new Set<Context>();
+
+  private constructor(private raw: RawModel | undefined, info: ModelInfo) {
+    this.info = info;
+  }
+
+  static async load(path: string, options: LoadOptions = {}): Promise<Model> {
+    const fileBytes = await checkGgufFile(path);
+    let raw: RawModel;
+    try {
+      raw = await native().loadModel(path, { gpuLayers: options.gpuLayers ?? -1, useMmap: options.useMmap }, options.onProgress);
+    } catch (err) {
+      throw new CllmError(`could not load model ${path}: ${loadFailureReason((err as Error).message)}`);
+    }
+    return new Model(raw, { path, fileBytes, ...raw.info() });
+  }
+
+  private get model(): RawModel {
+    if (!this.raw) throw new CllmError('the model has been disposed');
+    return this.raw;
+  }
+
+  get hasChatTemplate(): boolean {
+    return this.info.chatTemplate !== null;
+  }
+
+  /** parseSpecial turns special-token text such as "<|im_start|>" into its token, as chat prompts need. */
+  tokenize(text: string, { addBos = this.info.addBos, parseSpecial = false } = {}): Int32Array {
+    return this.model.tokenize(text, addBos, parseSpecial);
+  }
+
+  detokenize(tokens: ArrayLike<number>, { renderSpecial = false } = {}): string {
+    return this.model.detokenize(Int32Array.from(tokens), renderSpecial);
+  }
+
+  /** A detokenizer for streamed output: it holds back a UTF-8 character until all its bytes have arrived. */
+  textStream({ renderSpecial = false } = {}): TextStream {
+    return new TextStream((token) => this.model.tokenBytes(token, renderSpecial));
+  }
+
+  isEndOfGeneration(token: number): boolean {
+    return this.model.isEog(token);
+  }
+
+  applyChatTemplate(messages: ChatMessage[], { addAssistant = true } = {}): string {
+    if (!this.hasChatTemplate) throw new CllmError(`${this.info.path} has no chat template`);
+    try {
+      return this.model.applyChatTemplate(messages, addAssistant);
+    } catch (err) {
+      throw new CllmError((err as Error).message);
+    }
+  }
+
+  createContext(options: ContextOptions = {}): Context {
+    const contextSize = options.contextSize ?? Math.min(this.info.trainedContextLength || 4096, 4096);
+    const batchSize = Math.min(options.batchSize ?? 512, contextSize);
+    const threads = options.threads ?? availableParallelism();
+    if (!Number.isInteger(contextSize) || contextSize < 1) throw new CllmError(`context size must be a positive integer, not ${contextSize}`);
+    if (!Number.isInteger(threads) || threads < 1) throw new CllmError(`threads must be a positive integer, not ${threads}`);
+    let raw;
+    try {
+      raw = new (native().Context)(this.model, { contextSize, batchSize, threads });
+    } catch (err) {
+      throw new CllmError((err as Error).message);
+    }
+    const context = new Context(raw, { contextSize: raw.size(), batchSize, threads }, () => this.contexts.delete(context));
+    this.contexts.add(context);
+    return context;
+  }
+
+  dispose(): void {
+    for (const context of this.contexts) context.dispose();
+    this.raw?.dispose();
+    this.raw = undefined;
+  }
+}
+
+export class TextStream {
+  private readonly decoder = new TextDecoder('utf-8');
+
+  constructor(private readonly bytesOf: (token: number) => Buffer) {}
+
+  /** The text that token completes; '' while a multi-byte character is still partial. */
+  push(token: number): string {
+    return this.decoder.decode(this.bytesOf(token), { stream: true });
+  }
+
+  /** Whatever is held back, with an incomplete character as U+FFFD. */
+  flush(): string {
+    return this.decoder.decode();
+  }
+}
