@@ -3,8 +3,12 @@
 
 #include <napi.h>
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "chat.h"
 #include "llama.h"
@@ -49,15 +53,24 @@ class Model : public Napi::ObjectWrap<Model> {
     int liveContexts_ = 0;
 };
 
+// Decodes run on one thread per context, not on libuv's pool: ggml's OpenMP workers belong to the thread
+// that calls llama_decode, and a pool of callers would each keep a team of spinning workers.
 class Context : public Napi::ObjectWrap<Context> {
   public:
     static Napi::Function Define(Napi::Env env);
     explicit Context(const Napi::CallbackInfo & info);
     ~Context() override;
 
-    void finishDecode();
-
   private:
+    struct Job {
+        std::vector<llama_token> tokens;
+        llama_pos start = 0;
+        bool wantMargins = false;
+        std::vector<llama_token> argmax;
+        std::vector<float> margins;
+        std::string error;
+    };
+
     Napi::Value Decode(const Napi::CallbackInfo & info);
     Napi::Value Rollback(const Napi::CallbackInfo & info);
     Napi::Value Size(const Napi::CallbackInfo & info);
@@ -65,6 +78,9 @@ class Context : public Napi::ObjectWrap<Context> {
     Napi::Value Dispose(const Napi::CallbackInfo & info);
 
     llama_context * live(Napi::Env env) const;
+    void workerLoop();
+    void run(Job & job);
+    void finish(Napi::Env env);
     void free();
 
     llama_context * ctx_ = nullptr;
@@ -72,6 +88,15 @@ class Context : public Napi::ObjectWrap<Context> {
     int32_t nBatch_ = 0;
     Model * model_ = nullptr;
     Napi::ObjectReference modelRef_;
+
+    std::thread worker_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    bool hasJob_ = false;
+    bool stopping_ = false;
+    Job job_;
+    Napi::ThreadSafeFunction done_;
+    std::unique_ptr<Napi::Promise::Deferred> deferred_;
     bool busy_ = false;
     bool disposeRequested_ = false;
 };

@@ -1,6 +1,5 @@
 // An inference context: a KV cache, block decoding with per-position argmax, and roll-back.
 #include <algorithm>
-#include <cmath>
 #include <limits>
 #include <vector>
 
@@ -31,88 +30,6 @@ Top2 top2(const float * logits, int32_t nVocab) {
     }
     return {best, first - second};
 }
-
-// One block, evaluated in ONE llama_decode per n_batch chunk, with logits at every position. Only the
-// argmax (and optionally its margin over the runner-up) per position leaves C++.
-class DecodeWorker : public Napi::AsyncWorker {
-  public:
-    DecodeWorker(Napi::Env env, Context * owner, llama_context * ctx, llama_batch * batch, int32_t nBatch,
-                 std::vector<llama_token> tokens, llama_pos start, bool wantMargins)
-        : Napi::AsyncWorker(env, "cllm.decode"),
-          deferred_(Napi::Promise::Deferred::New(env)),
-          owner_(owner),
-          ctx_(ctx),
-          batch_(batch),
-          nBatch_(nBatch),
-          tokens_(std::move(tokens)),
-          start_(start),
-          wantMargins_(wantMargins) {}
-
-    Napi::Promise promise() { return deferred_.Promise(); }
-
-  protected:
-    void Execute() override {
-        const int32_t n = tokens_.size();
-        const int32_t nVocab = llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(ctx_)));
-        argmax_.resize(n);
-        if (wantMargins_) margins_.resize(n);
-        for (int32_t offset = 0; offset < n; offset += nBatch_) {
-            const int32_t m = std::min(nBatch_, n - offset);
-            batch_->n_tokens = m;
-            for (int32_t i = 0; i < m; i++) {
-                batch_->token[i] = tokens_[offset + i];
-                batch_->pos[i] = start_ + offset + i;
-                batch_->n_seq_id[i] = 1;
-                batch_->seq_id[i][0] = 0;
-                batch_->logits[i] = 1;
-            }
-            clearThreadErrors();
-            int32_t rc = llama_decode(ctx_, *batch_);
-            if (rc != 0) {
-                std::string why = threadErrors();
-                SetError(rc == 1 ? "the context is full" : "llama_decode failed (" + std::to_string(rc) + ")" + (why.empty() ? "" : ": " + why));
-                return;
-            }
-            for (int32_t i = 0; i < m; i++) {
-                Top2 best = top2(llama_get_logits_ith(ctx_, i), nVocab);
-                argmax_[offset + i] = best.token;
-                if (wantMargins_) margins_[offset + i] = best.margin;
-            }
-        }
-    }
-
-    void OnOK() override {
-        owner_->finishDecode();
-        Napi::Env env = Env();
-        Napi::Object out = Napi::Object::New(env);
-        Napi::Int32Array argmax = Napi::Int32Array::New(env, argmax_.size());
-        std::copy(argmax_.begin(), argmax_.end(), argmax.Data());
-        out.Set("argmax", argmax);
-        if (wantMargins_) {
-            Napi::Float32Array margins = Napi::Float32Array::New(env, margins_.size());
-            std::copy(margins_.begin(), margins_.end(), margins.Data());
-            out.Set("margins", margins);
-        }
-        deferred_.Resolve(out);
-    }
-
-    void OnError(const Napi::Error & error) override {
-        owner_->finishDecode();
-        deferred_.Reject(error.Value());
-    }
-
-  private:
-    Napi::Promise::Deferred deferred_;
-    Context * owner_;
-    llama_context * ctx_;
-    llama_batch * batch_;
-    int32_t nBatch_;
-    std::vector<llama_token> tokens_;
-    llama_pos start_;
-    bool wantMargins_;
-    std::vector<llama_token> argmax_;
-    std::vector<float> margins_;
-};
 
 }  // namespace
 
@@ -154,12 +71,22 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
     nBatch_ = params.n_batch;
     modelRef_ = Napi::Persistent(info[0].As<Napi::Object>());
     model_->retain();
+    done_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo &) {}), "cllm.decode", 0, 1);
+    done_.Unref(env);
+    worker_ = std::thread([this] { workerLoop(); });
 }
 
 Context::~Context() { free(); }
 
 void Context::free() {
     if (!ctx_) return;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        stopping_ = true;
+    }
+    wake_.notify_one();
+    worker_.join();
+    done_.Release();
     llama_batch_free(batch_);
     llama_free(ctx_);
     ctx_ = nullptr;
@@ -167,8 +94,71 @@ void Context::free() {
     modelRef_.Reset();
 }
 
-void Context::finishDecode() {
+void Context::workerLoop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+        wake_.wait(lock, [this] { return hasJob_ || stopping_; });
+        if (stopping_) return;
+        hasJob_ = false;
+        lock.unlock();
+        run(job_);
+        // Hands the result to the JS thread; the job is not touched again until finish() has run there.
+        done_.BlockingCall([this](Napi::Env env, Napi::Function) { finish(env); });
+        lock.lock();
+    }
+}
+
+// One block, evaluated in ONE llama_decode per n_batch chunk, with logits at every position. Only the
+// argmax (and optionally its margin over the runner-up) per position leaves C++.
+void Context::run(Job & job) {
+    const int32_t n = job.tokens.size();
+    const int32_t nVocab = llama_vocab_n_tokens(model_->vocab());
+    job.argmax.resize(n);
+    job.margins.resize(job.wantMargins ? n : 0);
+    job.error.clear();
+    for (int32_t offset = 0; offset < n; offset += nBatch_) {
+        const int32_t m = std::min(nBatch_, n - offset);
+        batch_.n_tokens = m;
+        for (int32_t i = 0; i < m; i++) {
+            batch_.token[i] = job.tokens[offset + i];
+            batch_.pos[i] = job.start + offset + i;
+            batch_.n_seq_id[i] = 1;
+            batch_.seq_id[i][0] = 0;
+            batch_.logits[i] = 1;
+        }
+        clearThreadErrors();
+        int32_t rc = llama_decode(ctx_, batch_);
+        if (rc != 0) {
+            std::string why = threadErrors();
+            job.error = rc == 1 ? "the context is full" : "llama_decode failed (" + std::to_string(rc) + ")" + (why.empty() ? "" : ": " + why);
+            return;
+        }
+        for (int32_t i = 0; i < m; i++) {
+            Top2 best = top2(llama_get_logits_ith(ctx_, i), nVocab);
+            job.argmax[offset + i] = best.token;
+            if (job.wantMargins) job.margins[offset + i] = best.margin;
+        }
+    }
+}
+
+void Context::finish(Napi::Env env) {
     busy_ = false;
+    done_.Unref(env);
+    std::unique_ptr<Napi::Promise::Deferred> deferred = std::move(deferred_);
+    if (!job_.error.empty()) {
+        deferred->Reject(Napi::Error::New(env, job_.error).Value());
+    } else {
+        Napi::Object out = Napi::Object::New(env);
+        Napi::Int32Array argmax = Napi::Int32Array::New(env, job_.argmax.size());
+        std::copy(job_.argmax.begin(), job_.argmax.end(), argmax.Data());
+        out.Set("argmax", argmax);
+        if (job_.wantMargins) {
+            Napi::Float32Array margins = Napi::Float32Array::New(env, job_.margins.size());
+            std::copy(job_.margins.begin(), job_.margins.end(), margins.Data());
+            out.Set("margins", margins);
+        }
+        deferred->Resolve(out);
+    }
     if (disposeRequested_) free();
 }
 
@@ -198,11 +188,18 @@ Napi::Value Context::Decode(const Napi::CallbackInfo & info) {
     for (int64_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= nVocab) throw Napi::RangeError::New(env, "token id " + std::to_string(ids[i]) + " is out of range");
     }
-    auto * worker = new DecodeWorker(env, this, ctx, &batch_, nBatch_, std::vector<llama_token>(ids, ids + n),
-                                     static_cast<llama_pos>(start), info[2].ToBoolean().Value());
-    Napi::Promise promise = worker->promise();
+    job_.tokens.assign(ids, ids + n);
+    job_.start = static_cast<llama_pos>(start);
+    job_.wantMargins = info[2].ToBoolean().Value();
+    deferred_ = std::make_unique<Napi::Promise::Deferred>(env);
+    Napi::Promise promise = deferred_->Promise();
     busy_ = true;
-    worker->Queue();
+    done_.Ref(env);  // keeps the process alive while a decode is in flight
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        hasJob_ = true;
+    }
+    wake_.notify_one();
     return promise;
 }
 

@@ -66,12 +66,14 @@ async function checkGgufFile(path: string): Promise<number> {
   return size;
 }
 
-// llama.cpp reports a failed load as several log lines; the one after "error loading model:" says why.
+// llama.cpp reports a failed load as several "function: message" lines. The line after "error loading
+// model:" says why, unless it is the generic "failed to load model from", when the first line does.
 function loadFailureReason(message: string): string {
-  const lines = message.split('\n').map((line) => line.trim()).filter(Boolean);
-  const marked = lines.find((line) => line.includes('error loading model:'));
-  const reason = marked ? marked.slice(marked.indexOf('error loading model:') + 'error loading model:'.length) : lines[0] ?? message;
-  return reason.replace(/^\s*llama_model_loader:\s*/, '').trim();
+  const lines = message.split('\n').map((line) => line.replace(/^\w+: /, '').trim()).filter(Boolean);
+  const marked = lines.find((line) => line.startsWith('error loading model:'));
+  const reason = marked?.replace(/^error loading model: (llama_model_loader: )?/, '');
+  if (reason && !reason.startsWith('failed to load model from')) return reason;
+  return lines[0] ?? message;
 }
 
 /** A GGUF model loaded through llama.cpp. Free it with dispose(); its contexts are disposed with it. */

@@ -1,0 +1,32 @@
+// The cllm command: one file per subcommand, registered here. Every error a user can cause ends as one
+// line on stderr: exit code 2 for a usage error, 1 for anything else.
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { CllmError } from '../engine/errors.js';
+import { infoCommand } from './info.js';
+import { fail } from './shared.js';
+
+const program = new Command('cllm')
+  .description('Fast local LLM generation with Jacobi decoding of Consistency LLMs, on llama.cpp')
+  .version(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version)
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride()
+  .configureOutput({ outputError: (text, write) => write(text) });
+
+for (const command of [infoCommand()]) {
+  program.addCommand(command.exitOverride().showHelpAfterError('(run with --help for usage)'));
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // Commander already printed the message; --help and --version end here with code 0.
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+  } else if (err instanceof CllmError) {
+    fail(err.message, err.exitCode);
+  } else {
+    fail((err as Error)?.message?.split('\n')[0] ?? String(err));
+    if (process.env.CLLM_DEBUG) console.error(err);
+  }
+}

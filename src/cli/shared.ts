@@ -1,0 +1,75 @@
+// Helpers shared by the subcommands: model loading with a progress bar, option parsing, formatting.
+import chalk from 'chalk';
+import cliProgress from 'cli-progress';
+import { InvalidArgumentError } from 'commander';
+import { basename } from 'node:path';
+import { native } from '../engine/addon.js';
+import { CllmError } from '../engine/errors.js';
+import { Model } from '../engine/model.js';
+
+export function fail(message: string, exitCode = 1): void {
+  process.stderr.write(`${chalk.red('cllm:')} ${message}\n`);
+  process.exitCode = exitCode;
+}
+
+export function modelPath(option: string | undefined): string {
+  const path = option ?? process.env.CLLM_MODEL;
+  if (!path) throw new CllmError('no model given: pass -m/--model FILE.gguf or set CLLM_MODEL', 2);
+  return path;
+}
+
+export function positiveInteger(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer.`);
+    return n;
+  };
+}
+
+export function integer(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer.`);
+    return n;
+  };
+}
+
+export interface LoadFlags {
+  model?: string;
+  gpuLayers?: number;
+  verbose?: boolean;
+}
+
+/** Loads the model, with a progress bar on an interactive stderr. */
+export async function loadModel(flags: LoadFlags): Promise<Model> {
+  const path = modelPath(flags.model);
+  native().setVerbose(Boolean(flags.verbose));
+  const showBar = process.stderr.isTTY && !flags.verbose;
+  const bar = new cliProgress.SingleBar(
+    { stream: process.stderr, format: `loading ${basename(path)} {bar} {percentage}%`, hideCursor: true, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  if (showBar) bar.start(100, 0);
+  try {
+    return await Model.load(path, { gpuLayers: flags.gpuLayers, onProgress: showBar ? (f) => bar.update(Math.round(f * 100)) : undefined });
+  } finally {
+    if (showBar) bar.stop();
+  }
+}
+
+export function humanCount(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
+  return String(n);
+}
+
+export function humanBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${i === 0 ? n : n.toFixed(2)} ${units[i]}`;
+}
