@@ -32,9 +32,10 @@ class Model : public Napi::ObjectWrap<Model> {
     ~Model() override;
 
     llama_model * get() const { return model_; }
+    bool isLive() const { return model_ && !disposeRequested_; }
     const llama_vocab * vocab() const { return vocab_; }
     void retain() { ++liveContexts_; }
-    void release() { --liveContexts_; }
+    void release();
 
   private:
     Napi::Value Info(const Napi::CallbackInfo & info);
@@ -46,8 +47,10 @@ class Model : public Napi::ObjectWrap<Model> {
     Napi::Value Dispose(const Napi::CallbackInfo & info);
 
     llama_model * live(Napi::Env env) const;
+    void free();
 
     llama_model * model_ = nullptr;
+    bool disposeRequested_ = false;
     const llama_vocab * vocab_ = nullptr;
     common_chat_templates_ptr templates_;
     int liveContexts_ = 0;

@@ -52,7 +52,7 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
         throw Napi::TypeError::New(env, "new Context(model, { contextSize, batchSize, threads })");
     }
     model_ = Model::Unwrap(info[0].As<Napi::Object>());
-    if (!model_->get()) throw Napi::Error::New(env, "the model has been disposed");
+    if (!model_->isLive()) throw Napi::Error::New(env, "the model has been disposed");
     Napi::Object options = info[1].As<Napi::Object>();
     llama_context_params params = llama_context_default_params();
     params.n_ctx = options.Get("contextSize").ToNumber().Uint32Value();

@@ -115,13 +115,21 @@ Model::Model(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Model>(info) {
     vocab_ = llama_model_get_vocab(model_);
 }
 
-Model::~Model() {
+Model::~Model() { free(); }
+
+void Model::free() {
     templates_.reset();
     if (model_) llama_model_free(model_);
+    model_ = nullptr;
+}
+
+// A context still finishing a decode holds the model; it is freed when the last one lets go.
+void Model::release() {
+    if (--liveContexts_ == 0 && disposeRequested_) free();
 }
 
 llama_model * Model::live(Napi::Env env) const {
-    if (!model_) throw Napi::Error::New(env, "the model has been disposed");
+    if (!model_ || disposeRequested_) throw Napi::Error::New(env, "the model has been disposed");
     return model_;
 }
 
@@ -237,10 +245,8 @@ Napi::Value Model::ApplyChatTemplate(const Napi::CallbackInfo & info) {
 }
 
 Napi::Value Model::Dispose(const Napi::CallbackInfo & info) {
-    if (liveContexts_ > 0) throw Napi::Error::New(info.Env(), "dispose the model's contexts first");
-    templates_.reset();
-    if (model_) llama_model_free(model_);
-    model_ = nullptr;
+    disposeRequested_ = true;
+    if (liveContexts_ == 0) free();
     return info.Env().Undefined();
 }
 

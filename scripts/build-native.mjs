@@ -69,6 +69,9 @@ function cmakeDefines(llamaDir) {
   };
   if (process.env.CMAKE_CUDA_ARCHITECTURES) defines.CMAKE_CUDA_ARCHITECTURES = process.env.CMAKE_CUDA_ARCHITECTURES;
   if (hasCommand('ccache')) {
+    // Relative paths let a fresh clone in another folder reuse the cache.
+    process.env.CCACHE_BASEDIR ??= root;
+    process.env.CCACHE_NOHASHDIR ??= '1';
     defines.CMAKE_C_COMPILER_LAUNCHER = 'ccache';
     defines.CMAKE_CXX_COMPILER_LAUNCHER = 'ccache';
     if (gpu === 'cuda') defines.CMAKE_CUDA_COMPILER_LAUNCHER = 'ccache';

@@ -1,5 +1,6 @@
 import type { RawContext } from './addon.js';
 import { CllmError } from './errors.js';
+import type { Evaluator } from './evaluator.js';
 
 export interface DecodeResult {
   /** argmax[i] is the greedy prediction for position start + i + 1. */
@@ -18,10 +19,11 @@ export interface ContextSettings {
  * A llama.cpp context: one KV-cached sequence. decode() scores a whole block in one forward pass and
  * returns per-position argmax, computed natively; rollback() trims the cache after rejected draft tokens.
  */
-export class Context {
+export class Context implements Evaluator {
   constructor(
     private raw: RawContext | undefined,
     readonly settings: ContextSettings,
+    readonly isEndOfGeneration: (token: number) => boolean,
     private readonly onDispose: () => void,
   ) {}
 

@@ -144,7 +144,9 @@ export class Model {
     } catch (err) {
       throw new CllmError((err as Error).message);
     }
-    const context = new Context(raw, { contextSize: raw.size(), batchSize, threads }, () => this.contexts.delete(context));
+    const context = new Context(raw, { contextSize: raw.size(), batchSize, threads }, (token) => this.isEndOfGeneration(token), () =>
+      this.contexts.delete(context),
+    );
     this.contexts.add(context);
     return context;
   }
