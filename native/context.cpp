@@ -44,7 +44,7 @@ Napi::Function Context::Define(Napi::Env env) {
                        });
 }
 
-// new Context(model, { contextSize, batchSize, threads })
+// new Context(model, { contextSize, batchSize, threads, exact })
 Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(info) {
     Napi::Env env = info.Env();
     auto * data = env.GetInstanceData<AddonData>();
@@ -61,6 +61,13 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
     params.n_seq_max = 1;
     params.n_threads = params.n_threads_batch = options.Get("threads").ToNumber().Int32Value();
     params.no_perf = true;
+    // Exact mode: an F32 KV cache without flash attention. llama.cpp's defaults (F16 cache, flash attention)
+    // halve the cache's memory, but their F16 rounding differs between a block and one token at a time by
+    // about 1e-3 in the logits, enough to flip near-ties between Jacobi and greedy decoding.
+    if (options.Get("exact").ToBoolean().Value()) {
+        params.type_k = params.type_v = GGML_TYPE_F32;
+        params.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    }
     clearThreadErrors();
     ctx_ = llama_init_from_model(model_->get(), params);
     if (!ctx_) {

@@ -1,10 +1,15 @@
 // The cllm command: one file per subcommand, registered here. Every error a user can cause ends as one
 // line on stderr: exit code 2 for a usage error, 1 for anything else.
+import chalk from 'chalk';
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { CllmError } from '../engine/errors.js';
 import { infoCommand } from './info.js';
+import { runCommand } from './run.js';
 import { fail } from './shared.js';
+
+// https://no-color.org: any non-empty NO_COLOR turns colours off; chalk already drops them off a TTY.
+if (process.env.NO_COLOR) chalk.level = 0;
 
 const program = new Command('cllm')
   .description('Fast local LLM generation with Jacobi decoding of Consistency LLMs, on llama.cpp')
@@ -13,7 +18,7 @@ const program = new Command('cllm')
   .exitOverride()
   .configureOutput({ outputError: (text, write) => write(text) });
 
-for (const command of [infoCommand()]) {
+for (const command of [runCommand(), infoCommand()]) {
   program.addCommand(command.exitOverride().showHelpAfterError('(run with --help for usage)'));
 }
 

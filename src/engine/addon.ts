@@ -52,7 +52,7 @@ export interface BuildInfo {
 
 interface Addon {
   loadModel(path: string, options: { gpuLayers?: number; useMmap?: boolean }, onProgress?: (fraction: number) => void): Promise<RawModel>;
-  Context: new (model: RawModel, options: { contextSize: number; batchSize: number; threads: number }) => RawContext;
+  Context: new (model: RawModel, options: { contextSize: number; batchSize: number; threads: number; exact: boolean }) => RawContext;
   setVerbose(verbose: boolean): void;
   buildInfo(): BuildInfo;
 }

@@ -43,6 +43,12 @@ export interface ContextOptions {
   batchSize?: number;
   /** Default: the machine's core count. */
   threads?: number;
+  /**
+   * Default true: an F32 KV cache without flash attention, so that block decoding rounds like one token at
+   * a time. false: llama.cpp's F16 cache and flash attention, half the cache memory, and Jacobi output may
+   * then differ from greedy output at near-ties (top-2 logit margins around 1e-3).
+   */
+  exact?: boolean;
 }
 
 async function checkGgufFile(path: string): Promise<number> {
@@ -119,6 +125,11 @@ export class Model {
     return new TextStream((token) => this.model.tokenBytes(token, renderSpecial));
   }
 
+  /** One token's text, for display; a partial UTF-8 character shows as U+FFFD. */
+  tokenText(token: number, { renderSpecial = false } = {}): string {
+    return this.model.tokenBytes(token, renderSpecial).toString('utf8');
+  }
+
   isEndOfGeneration(token: number): boolean {
     return this.model.isEog(token);
   }
@@ -140,7 +151,7 @@ export class Model {
     if (!Number.isInteger(threads) || threads < 1) throw new CllmError(`threads must be a positive integer, not ${threads}`);
     let raw;
     try {
-      raw = new (native().Context)(this.model, { contextSize, batchSize, threads });
+      raw = new (native().Context)(this.model, { contextSize, batchSize, threads, exact: options.exact ?? true });
     } catch (err) {
       throw new CllmError((err as Error).message);
     }

@@ -1,0 +1,131 @@
+// The interactive chat of `cllm run`: multi-turn through the model's chat template, keeping the KV cache
+// between turns. Ctrl-C stops the current reply; Ctrl-D or /exit leaves.
+import chalk from 'chalk';
+import { createInterface } from 'node:readline';
+import { basename } from 'node:path';
+import type { Context } from '../engine/context.js';
+import { CllmError } from '../engine/errors.js';
+import { complete, type GenerationStats } from '../engine/jacobi.js';
+import type { ChatMessage, Model } from '../engine/model.js';
+import { Sequence } from '../engine/sequence.js';
+import { generateOptions, statsLine, stopNotice, useTemplate, withoutDoubleBos, type RunFlags } from './run.js';
+
+export async function chat(model: Model, context: Context, flags: RunFlags): Promise<void> {
+  const out = process.stdout;
+  const templated = useTemplate(model, flags);
+  const sequence = new Sequence(context);
+  const system: ChatMessage[] = flags.system ? [{ role: 'system', content: flags.system }] : [];
+  let history: ChatMessage[] = [...system];
+  // The template text the sequence holds, so that a new turn only evaluates what it adds.
+  let heldText = '';
+  let lastStats: GenerationStats | undefined;
+  const totals = { replies: 0, tokens: 0, steps: 0, decodeMs: 0 };
+  let abort: AbortController | undefined;
+
+  if (!templated) {
+    const why = model.hasChatTemplate ? '--raw' : `${basename(model.info.path)} has no chat template`;
+    out.write(chalk.yellow(`${why}: plain completion, each line starts a new text.\n`));
+  }
+  out.write(chalk.dim('/exit, /reset, /stats; Ctrl-C stops a reply, Ctrl-D exits.\n'));
+
+  const rl = createInterface({ input: process.stdin, output: out, terminal: true, historySize: 200 });
+  rl.setPrompt(chalk.green('> '));
+  rl.on('SIGINT', () => {
+    if (abort) {
+      abort.abort();
+    } else {
+      out.write(chalk.dim('\n(Ctrl-D or /exit to quit)\n'));
+      rl.prompt();
+    }
+  });
+
+  const reset = () => {
+    sequence.reset();
+    history = [...system];
+    heldText = '';
+  };
+
+  const commands: Record<string, () => void> = {
+    '/reset': () => {
+      reset();
+      out.write(chalk.dim('(conversation reset)\n'));
+    },
+    '/stats': () => {
+      if (lastStats) out.write(chalk.dim(`last reply: ${statsLine(lastStats)}\n`));
+      const perStep = totals.steps ? (totals.tokens / totals.steps).toFixed(2) : '0';
+      const perSecond = totals.decodeMs ? ((totals.tokens * 1000) / totals.decodeMs).toFixed(1) : '0';
+      out.write(chalk.dim(`session: ${totals.replies} replies, ${totals.tokens} tokens, ${perStep} tokens/step, ${perSecond} tok/s, ${sequence.tokens.length}/${context.size} context tokens\n`));
+    },
+  };
+
+  const turn = async (input: string) => {
+    let tokens: number[];
+    if (templated) {
+      history.push({ role: 'user', content: input });
+      const full = model.applyChatTemplate(history);
+      if (heldText && full.startsWith(heldText)) {
+        tokens = Array.from(model.tokenize(full.slice(heldText.length), { addBos: false, parseSpecial: true }));
+      } else {
+        sequence.reset();
+        tokens = withoutDoubleBos(model, model.tokenize(full, { parseSpecial: true }));
+      }
+      heldText = full;
+    } else {
+      sequence.reset();
+      tokens = Array.from(model.tokenize(input));
+    }
+
+    const stream = model.textStream();
+    const held = model.textStream({ renderSpecial: true });
+    let reply = '';
+    abort = new AbortController();
+    try {
+      const { result, stats } = await complete(
+        sequence,
+        tokens,
+        generateOptions(flags, {
+          signal: abort.signal,
+          onTokens: (generated) => {
+            const piece = generated.map((t) => stream.push(t)).join('');
+            reply += piece;
+            heldText += generated.map((t) => held.push(t)).join('');
+            out.write(piece);
+          },
+        }),
+      );
+      reply += stream.flush();
+      out.write('\n');
+      const notice = stopNotice(result, context);
+      if (notice) out.write(chalk.yellow(`(${notice})\n`));
+      if (flags.stats) out.write(chalk.dim(statsLine(stats)) + '\n');
+      lastStats = stats;
+      totals.replies++;
+      totals.tokens += stats.generatedTokens;
+      totals.steps += stats.steps;
+      totals.decodeMs += stats.decodeMs;
+    } finally {
+      abort = undefined;
+      if (templated) history.push({ role: 'assistant', content: reply });
+    }
+  };
+
+  rl.prompt();
+  for await (const line of rl) {
+    const input = line.trim();
+    if (input === '/exit') break;
+    if (commands[input]) {
+      commands[input]();
+    } else if (input.startsWith('/')) {
+      out.write(chalk.yellow(`unknown command ${input}: /exit, /reset, /stats\n`));
+    } else if (input) {
+      try {
+        await turn(input);
+      } catch (err) {
+        if (!(err instanceof CllmError)) throw err;
+        out.write(chalk.red(`cllm: ${err.message}\n`) + chalk.dim('(/reset starts a new conversation)\n'));
+      }
+    }
+    rl.prompt();
+  }
+  rl.close();
+}

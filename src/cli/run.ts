@@ -1,0 +1,173 @@
+// cllm run: a one-shot prompt (argument or stdin) streamed to stdout, or an interactive chat on a TTY.
+import chalk from 'chalk';
+import { Command, Option } from 'commander';
+import { text as readAll } from 'node:stream/consumers';
+import type { Context } from '../engine/context.js';
+import { drawFromText } from '../engine/draft.js';
+import { CllmError } from '../engine/errors.js';
+import { complete, firstDivergence, type GenerateOptions, type GenerationStats, type GenerateResult } from '../engine/jacobi.js';
+import type { ChatMessage, Model } from '../engine/model.js';
+import { Sequence } from '../engine/sequence.js';
+import { chat } from './chat.js';
+import { integer, loadModel, positiveInteger } from './shared.js';
+import { trajectoryView } from './trajectory.js';
+
+export interface RunFlags {
+  model?: string;
+  decoder: 'jacobi' | 'ar';
+  block: number;
+  maxTokens: number;
+  ctx?: number;
+  threads?: number;
+  gpuLayers?: number;
+  seed: number;
+  system?: string;
+  raw?: boolean;
+  verify?: boolean;
+  stats?: boolean;
+  verbose?: boolean;
+  json?: boolean;
+  showTrajectory?: boolean;
+  f16Cache?: boolean;
+}
+
+export function runCommand(): Command {
+  return new Command('run')
+    .description('generate text: a one-shot prompt, a prompt piped on stdin, or an interactive chat')
+    .argument('[prompt...]', 'the prompt; "-" or a pipe reads it from stdin; none on a terminal opens a chat')
+    .option('-m, --model <file>', 'GGUF model file (default: $CLLM_MODEL)')
+    .addOption(new Option('--decoder <name>', 'decoder').choices(['jacobi', 'ar']).default('jacobi'))
+    .option('-n, --block <n>', 'Jacobi block size: tokens scored per forward pass', positiveInteger('--block'), 16)
+    .option('--max-tokens <n>', 'stop after this many generated tokens', positiveInteger('--max-tokens'), 512)
+    .option('--ctx <n>', 'context size in tokens (default: the trained length, at most 4096)', positiveInteger('--ctx'))
+    .option('--threads <n>', 'CPU threads (default: all cores)', positiveInteger('--threads'))
+    .option('--gpu-layers <n>', 'layers to offload to the GPU (-1: all)', integer('--gpu-layers'))
+    .option('--seed <n>', 'seed of the draft guesses (the output does not depend on it)', integer('--seed'), 0)
+    .option('--system <text>', 'system message for chat models')
+    .option('--raw', "don't apply the chat template: plain completion")
+    .option('--verify', 'also decode autoregressively and report whether the output is identical')
+    .option('--stats', 'print generation statistics to stderr, even when it is not a terminal')
+    .option('--verbose', "show llama.cpp's logs")
+    .option('--json', 'print one JSON object with the text, tokens, stop reason and statistics')
+    .option('--show-trajectory', 'show the draft block converging at every step')
+    .option('--f16-cache', "llama.cpp's F16 KV cache and flash attention: half the cache memory, but Jacobi output may differ from greedy at near-ties")
+    .action(async (promptWords: string[], flags: RunFlags) => {
+      const interactive = promptWords.length === 0 && process.stdin.isTTY;
+      if (interactive && flags.json) throw new CllmError('--json needs a prompt (an argument or stdin)', 2);
+      const model = await loadModel(flags);
+      try {
+        const context = model.createContext({ contextSize: flags.ctx, threads: flags.threads, exact: !flags.f16Cache });
+        if (interactive) {
+          await chat(model, context, flags);
+        } else {
+          const prompt = promptWords.length === 0 || (promptWords.length === 1 && promptWords[0] === '-') ? await readAll(process.stdin) : promptWords.join(' ');
+          await oneShot(model, context, prompt.replace(/\n$/, ''), flags);
+        }
+      } finally {
+        model.dispose();
+      }
+    });
+}
+
+export function blockSize(flags: RunFlags): number {
+  return flags.decoder === 'ar' ? 1 : flags.block;
+}
+
+export function useTemplate(model: Model, flags: RunFlags): boolean {
+  return model.hasChatTemplate && !flags.raw;
+}
+
+/** Tokens of a prompt: through the chat template where the model has one, else plain text. */
+export function promptTokens(model: Model, flags: RunFlags, messages: ChatMessage[]): number[] {
+  if (!useTemplate(model, flags)) return Array.from(model.tokenize(messages.map((m) => m.content).join('\n')));
+  return withoutDoubleBos(model, model.tokenize(model.applyChatTemplate(messages), { parseSpecial: true }));
+}
+
+/** Templates that write the BOS text themselves would get a second BOS from the tokenizer. */
+export function withoutDoubleBos(model: Model, tokens: Int32Array): number[] {
+  const bos = model.info.bos;
+  return Array.from(tokens[0] === bos && tokens[1] === bos ? tokens.subarray(1) : tokens);
+}
+
+export function generateOptions(flags: RunFlags, extra: Partial<GenerateOptions>): GenerateOptions {
+  return { block: blockSize(flags), maxTokens: flags.maxTokens, fill: drawFromText(flags.seed), ...extra };
+}
+
+export function statsLine(stats: GenerationStats): string {
+  return (
+    `${stats.generatedTokens} tokens, ${stats.steps} steps, ${stats.tokensPerStep.toFixed(2)} tokens/step, ` +
+    `${stats.tokensPerSecond.toFixed(1)} tok/s (${stats.decoder}${stats.decoder === 'jacobi' ? `, block ${stats.block}` : ''}; prefill ${stats.promptTokens} tokens in ${stats.prefillMs.toFixed(1)} ms)`
+  );
+}
+
+export function stopNotice(result: GenerateResult, context: Context): string | undefined {
+  if (result.stopReason === 'context') return `the context is full (${context.size} tokens): the text so far is kept; raise --ctx for more`;
+  if (result.stopReason === 'interrupted') return 'interrupted';
+  return undefined;
+}
+
+/** Decodes the same prompt autoregressively and compares; a divergence at a near-tie is rounding, not a bug. */
+export async function verify(sequence: Sequence, prompt: number[], flags: RunFlags, output: readonly number[]) {
+  sequence.reset();
+  const { result: greedy } = await complete(sequence, prompt, { block: 1, maxTokens: flags.maxTokens, margins: true });
+  const divergence = firstDivergence(greedy, output);
+  return { identical: !divergence, comparedTokens: greedy.tokens.length, ...(divergence ? { firstDivergence: divergence } : {}) };
+}
+
+async function oneShot(model: Model, context: Context, prompt: string, flags: RunFlags): Promise<void> {
+  if (!model.hasChatTemplate && !flags.raw && !flags.json && process.stderr.isTTY) {
+    process.stderr.write(chalk.dim(`${model.info.path} has no chat template: plain completion\n`));
+  }
+  const messages: ChatMessage[] = [...(flags.system ? [{ role: 'system', content: flags.system }] : []), { role: 'user', content: prompt }];
+  const tokens = promptTokens(model, flags, messages);
+  const sequence = new Sequence(context);
+  const stream = model.textStream();
+  const trajectory = flags.showTrajectory ? trajectoryView(model, process.stderr) : undefined;
+  // While a live trajectory is drawn on the terminal, the text is printed once at the end instead.
+  const streamText = !flags.json && !trajectory?.live;
+  const abort = new AbortController();
+  const onSigint = () => abort.abort();
+  process.on('SIGINT', onSigint);
+  let text = '';
+  let outcome;
+  try {
+    outcome = await complete(
+      sequence,
+      tokens,
+      generateOptions(flags, {
+        signal: abort.signal,
+        onStep: trajectory?.step,
+        onTokens: (generated) => {
+          const piece = generated.map((t) => stream.push(t)).join('');
+          text += piece;
+          if (streamText) process.stdout.write(piece);
+        },
+      }),
+    );
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+  const rest = stream.flush();
+  text += rest;
+  const { result, stats } = outcome;
+  const verification = flags.verify ? await verify(sequence, tokens, flags, result.tokens) : undefined;
+
+  if (flags.json) {
+    const json = { text, tokens: result.tokens, stopReason: result.stopReason, stats, ...(verification ? { verify: verification } : {}) };
+    process.stdout.write(JSON.stringify(json) + '\n');
+  } else {
+    process.stdout.write(streamText ? rest : text);
+    if (process.stdout.isTTY || text.length > 0) process.stdout.write('\n');
+    const notice = stopNotice(result, context);
+    if (notice) process.stderr.write(chalk.yellow(`cllm: ${notice}\n`));
+    if (flags.stats || process.stderr.isTTY) process.stderr.write(chalk.dim(statsLine(stats)) + '\n');
+    if (verification) process.stderr.write(verifyLine(verification) + '\n');
+  }
+  if (result.stopReason === 'interrupted') process.exitCode = 130;
+}
+
+export function verifyLine(v: Awaited<ReturnType<typeof verify>>): string {
+  if (v.identical) return chalk.green(`verify: identical to autoregressive decoding (${v.comparedTokens} tokens)`);
+  const d = v.firstDivergence!;
+  return chalk.red(`verify: differs from autoregressive decoding at token ${d.index} (got ${d.got}, greedy ${d.expected}, top-2 margin ${d.margin?.toExponential(2)})`);
+}

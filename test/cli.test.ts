@@ -1,0 +1,160 @@
+// The built `cllm` command, spawned as a user would run it: pipes, JSON, errors, and a real terminal.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import pty from 'node-pty';
+import { describe, expect, it } from 'vitest';
+import { fixtureModel, haveStories, storiesModel } from './models.js';
+
+const cllm = fileURLToPath(new URL('../bin/cllm.js', import.meta.url));
+const ESC = '\x1b';
+
+function run(args: string[], input?: string) {
+  const result = spawnSync(process.execPath, [cllm, ...args], { input, encoding: 'utf8', env: { ...process.env, CLLM_MODEL: '' }, timeout: 60_000 });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+const completionModel = haveStories ? storiesModel : fixtureModel;
+
+describe('cllm run, one-shot and pipes', () => {
+  it('reads a piped prompt and writes only the text to stdout', () => {
+    const piped = run(['run', '-m', completionModel, '--raw', '--max-tokens', '24'], 'Once upon a time\n');
+    expect(piped.code).toBe(0);
+    expect(piped.stdout).not.toContain(ESC);
+    expect(piped.stderr).toBe('');
+    const json = JSON.parse(run(['run', '-m', completionModel, '--raw', '--max-tokens', '24', '--json', 'Once upon a time']).stdout);
+    expect(piped.stdout).toBe(json.text + '\n');
+    if (haveStories) expect(piped.stdout).toMatch(/^, there was a little/);
+  });
+
+  it('reads the prompt from stdin with "-"', () => {
+    const dash = run(['run', '-m', completionModel, '--raw', '--max-tokens', '10', '-'], 'Tom had a big red ball');
+    const argument = run(['run', '-m', completionModel, '--raw', '--max-tokens', '10', 'Tom had a big red ball']);
+    expect(dash.code).toBe(0);
+    expect(dash.stdout).toBe(argument.stdout);
+  });
+
+  it('prints one JSON object with --json, verified against autoregressive decoding', () => {
+    const { code, stdout } = run(['run', '-m', completionModel, '--raw', '-n', '8', '--max-tokens', '40', '--json', '--verify', 'Lily and Tom']);
+    expect(code).toBe(0);
+    const out = JSON.parse(stdout);
+    expect(Object.keys(out).sort()).toEqual(['stats', 'stopReason', 'text', 'tokens', 'verify']);
+    expect(typeof out.text).toBe('string');
+    expect(out.tokens.every(Number.isInteger)).toBe(true);
+    expect(['eos', 'length', 'context', 'interrupted']).toContain(out.stopReason);
+    expect(Object.keys(out.stats).sort()).toEqual(
+      ['block', 'decodeMs', 'decoder', 'generatedTokens', 'prefillMs', 'promptTokens', 'steps', 'tokensPerSecond', 'tokensPerStep'].sort(),
+    );
+    expect(out.stats).toMatchObject({ decoder: 'jacobi', block: 8, generatedTokens: out.tokens.length });
+    expect(out.stats.tokensPerStep).toBeCloseTo(out.tokens.length / out.stats.steps);
+    expect(out.verify).toMatchObject({ identical: true });
+  });
+
+  it('gives the same text with the autoregressive decoder', () => {
+    const args = ['run', '-m', completionModel, '--raw', '--max-tokens', '60', '--json', 'The little bird'];
+    const jacobi = JSON.parse(run([...args, '-n', '16']).stdout);
+    const ar = JSON.parse(run([...args, '--decoder', 'ar']).stdout);
+    expect(ar.stats).toMatchObject({ decoder: 'ar', block: 1, steps: ar.tokens.length });
+    expect(jacobi.tokens).toEqual(ar.tokens);
+  });
+
+  it('writes the stats line to stderr with --stats, and a static trajectory off a terminal', () => {
+    const { code, stdout, stderr } = run(['run', '-m', completionModel, '--raw', '--max-tokens', '12', '--stats', '--show-trajectory', 'Once upon a time']);
+    expect(code).toBe(0);
+    expect(stdout.length).toBeGreaterThan(0);
+    expect(stderr).toMatch(/^step +1 +pos +\d+ +accepted \d+\/16 /m);
+    expect(stderr).toMatch(/12 tokens, \d+ steps, [\d.]+ tokens\/step, [\d.]+ tok\/s/);
+  });
+
+  it('keeps the text and says so when the context fills up', () => {
+    // llama.cpp rounds context sizes up to a multiple of 256; the random fixture never says EOS.
+    const { code, stdout, stderr } = run(['run', '-m', fixtureModel, '--raw', '--ctx', '256', '--max-tokens', '1000', '--json', 'Once upon a time']);
+    expect(code).toBe(0);
+    const out = JSON.parse(stdout);
+    expect(out.stopReason).toBe('context');
+    expect(out.stats.promptTokens + out.stats.generatedTokens).toBe(257);
+    expect(stderr).toBe('');
+    const plain = run(['run', '-m', fixtureModel, '--raw', '--ctx', '256', '--max-tokens', '1000', 'Once upon a time']);
+    expect(plain.code).toBe(0);
+    expect(plain.stderr).toMatch(/the context is full \(256 tokens\): the text so far is kept/);
+  });
+});
+
+describe('cllm errors', () => {
+  it.each([
+    ['a block size of 0', ['run', '-m', fixtureModel, '--block', '0', 'hi'], 2, /--block must be a positive integer/],
+    ['an unknown decoder', ['run', '-m', fixtureModel, '--decoder', 'fast', 'hi'], 2, /fast/],
+    ['an unknown option', ['run', '-m', fixtureModel, '--bogus', 'hi'], 2, /unknown option '--bogus'/],
+    ['no model', ['run', 'hi'], 2, /no model given/],
+    ['a missing model', ['run', '-m', '/nonexistent/model.gguf', 'hi'], 1, /model file not found: \/nonexistent\/model.gguf/],
+    ['a file that is not a model', ['run', '-m', fileURLToPath(import.meta.url), 'hi'], 1, /not a GGUF model file/],
+    ['a prompt longer than the context', ['run', '-m', fixtureModel, '--ctx', '256', 'the little girl played '.repeat(80)], 1, /more than the 256 available/],
+  ])('%s: one line on stderr, no stack trace', (_, args, exitCode, message) => {
+    const { code, stdout, stderr } = run(args as string[]);
+    expect(code).toBe(exitCode);
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(message);
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(stderr.trim().split('\n').length).toBeLessThanOrEqual(2); // the message, and commander's usage hint
+  });
+
+  it('cllm info prints metadata as JSON and as a table', () => {
+    const json = JSON.parse(run(['info', '-m', fixtureModel, '--json']).stdout);
+    expect(json).toMatchObject({ architecture: 'llama', name: 'cllm tiny random llama', quantization: 'F32', backend: 'cpu' });
+    const table = run(['info', '-m', fixtureModel]);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/^architecture +llama$/m);
+    expect(table.stdout).toMatch(/^chat template +yes/m);
+  });
+});
+
+/** A real pseudo-terminal running cllm, with helpers to wait for output. */
+function terminal(args: string[]) {
+  const proc = pty.spawn(process.execPath, [cllm, ...args], { cols: 120, rows: 40, env: { ...process.env, NO_COLOR: '1' } as Record<string, string> });
+  let screen = '';
+  // Cursor movement and colour codes are dropped, leaving the text a user reads.
+  proc.onData((data) => (screen += data.replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[78]/g, '')));
+  const exited = new Promise<number>((resolve) => proc.onExit(({ exitCode }) => resolve(exitCode)));
+  const waitFor = async (pattern: RegExp, from = 0, timeoutMs = 30_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!pattern.test(screen.slice(from))) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}; screen:\n${screen}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  return { proc, exited, waitFor, get screen() { return screen; } };
+}
+
+describe('cllm run, interactive chat in a pseudo-terminal', () => {
+  it('chats, stops a reply on Ctrl-C, and exits on /exit', async () => {
+    // The random fixture never says EOS; a 64-token block over 4096 positions makes a reply long enough to interrupt.
+    const t = terminal(['run', '-m', fixtureModel, '-n', '64', '--ctx', '4096', '--max-tokens', '100000', '--system', 'Be brief.']);
+    await t.waitFor(/> $/);
+    t.proc.write('hello\r');
+    let mark = t.screen.length;
+    await t.waitFor(/\S{20,}/, mark); // reply text streaming
+    t.proc.write('\x03');
+    await t.waitFor(/\(interrupted\)[\s\S]*> $/, mark);
+    mark = t.screen.length;
+    t.proc.write('/stats\r');
+    await t.waitFor(/session: 1 replies, \d+ tokens/, mark);
+    t.proc.write('/exit\r');
+    expect(await t.exited).toBe(0);
+  });
+
+  it('exits on Ctrl-D', async () => {
+    const t = terminal(['run', '-m', fixtureModel]);
+    await t.waitFor(/> $/);
+    t.proc.write('\x04');
+    expect(await t.exited).toBe(0);
+  });
+
+  it.skipIf(!haveStories)('falls back to plain completion for a model without a chat template', async () => {
+    const t = terminal(['run', '-m', storiesModel, '--max-tokens', '30']);
+    await t.waitFor(/has no chat template: plain completion/);
+    await t.waitFor(/> $/);
+    t.proc.write('Once upon a time\r');
+    await t.waitFor(/there was a little[\s\S]*> $/);
+    t.proc.write('/exit\r');
+    expect(await t.exited).toBe(0);
+  });
+});
