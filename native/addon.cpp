@@ -4,6 +4,8 @@
 #include <atomic>
 #include <cstdio>
 
+#include "ggml-backend.h"
+
 namespace cllm {
 
 static std::atomic<bool> verbose{false};
@@ -35,6 +37,16 @@ static Napi::Value BuildInfo(const Napi::CallbackInfo & info) {
     out.Set("llamaCppCommit", CLLM_LLAMA_CPP_COMMIT);
     out.Set("backend", CLLM_BACKEND);
     out.Set("system", llama_print_system_info());
+    Napi::Array devices = Napi::Array::New(info.Env());
+    for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
+        ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+        Napi::Object d = Napi::Object::New(info.Env());
+        d.Set("name", ggml_backend_dev_name(dev));
+        d.Set("description", ggml_backend_dev_description(dev));
+        d.Set("gpu", ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_GPU);
+        devices.Set(static_cast<uint32_t>(devices.Length()), d);
+    }
+    out.Set("devices", devices);
     return out;
 }
 

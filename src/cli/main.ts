@@ -4,6 +4,7 @@ import chalk from 'chalk';
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { CllmError } from '../engine/errors.js';
+import { benchCommand } from './bench.js';
 import { infoCommand } from './info.js';
 import { runCommand } from './run.js';
 import { fail } from './shared.js';
@@ -18,7 +19,7 @@ const program = new Command('cllm')
   .exitOverride()
   .configureOutput({ outputError: (text, write) => write(text) });
 
-for (const command of [runCommand(), infoCommand()]) {
+for (const command of [runCommand(), benchCommand(), infoCommand()]) {
   program.addCommand(command.exitOverride().showHelpAfterError('(run with --help for usage)'));
 }
 

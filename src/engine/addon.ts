@@ -48,6 +48,7 @@ export interface BuildInfo {
   llamaCppCommit: string;
   backend: 'cpu' | 'cuda' | 'metal';
   system: string;
+  devices: { name: string; description: string; gpu: boolean }[];
 }
 
 interface Addon {

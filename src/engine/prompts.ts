@@ -28,3 +28,45 @@ export const CHAT_PROMPTS = [
   'Solve for x: 3x + 7 = 22.', 'A train travels 120 km in 1.5 hours. What is its average speed?',
   'What is the sum of the first 10 positive integers?', 'Is 91 a prime number? Explain.',
 ];
+
+/** A benchmark prompt: plain text, or chat messages for the model's template. */
+export type BenchPrompt = { prompt: string } | { messages: { role: string; content: string }[] };
+
+/**
+ * Parses a prompt file: JSONL ({"prompt": ...} or {"messages": [...]} per line) when the name ends in
+ * .jsonl or the first line starts with "{", else plain text with one prompt a line. Blank lines are skipped.
+ * Throws with the file and line number of a malformed line.
+ */
+export function parsePromptFile(text: string, name: string): BenchPrompt[] {
+  const lines = text.split(/\r?\n/);
+  const jsonl = name.endsWith('.jsonl') || lines.find((l) => l.trim())?.trimStart().startsWith('{');
+  const prompts: BenchPrompt[] = [];
+  lines.forEach((line, i) => {
+    if (!line.trim()) return;
+    if (!jsonl) {
+      prompts.push({ prompt: line });
+      return;
+    }
+    const where = `${name}:${i + 1}`;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (err) {
+      throw new SyntaxError(`${where}: not valid JSON (${(err as Error).message})`);
+    }
+    const entry = value as Record<string, unknown>;
+    if (entry && typeof entry.prompt === 'string') {
+      prompts.push({ prompt: entry.prompt });
+    } else if (entry && Array.isArray(entry.messages) && entry.messages.length > 0 && entry.messages.every(isMessage)) {
+      prompts.push({ messages: entry.messages });
+    } else {
+      throw new SyntaxError(`${where}: expected {"prompt": "..."} or {"messages": [{"role": "...", "content": "..."}]}`);
+    }
+  });
+  if (prompts.length === 0) throw new SyntaxError(`${name}: no prompts`);
+  return prompts;
+}
+
+function isMessage(m: unknown): m is { role: string; content: string } {
+  return typeof m === 'object' && m !== null && typeof (m as { role?: unknown }).role === 'string' && typeof (m as { content?: unknown }).content === 'string';
+}

@@ -1,0 +1,204 @@
+// cllm bench: Jacobi against autoregressive decoding on one model and machine, measured side by side.
+import chalk from 'chalk';
+import cliProgress from 'cli-progress';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
+import { basename } from 'node:path';
+import { native } from '../engine/addon.js';
+import { runBench, runsPerPrompt, summarize, type BenchRun, type BenchSummaryRow, type BenchVariant } from '../engine/bench.js';
+import { CllmError } from '../engine/errors.js';
+import type { Model } from '../engine/model.js';
+import { CHAT_PROMPTS, parsePromptFile, STORY_OPENERS, type BenchPrompt } from '../engine/prompts.js';
+import { Sequence } from '../engine/sequence.js';
+import { benchReport, type BenchResult } from './report.js';
+import { withoutDoubleBos } from './run.js';
+import { integer, loadModel, positiveInteger } from './shared.js';
+
+interface BenchFlags {
+  model?: string;
+  prompts?: string;
+  set?: 'stories' | 'chat';
+  decoders: ('ar' | 'jacobi')[];
+  block: number[];
+  maxTokens: number;
+  repeat: number;
+  limit?: number;
+  threads?: number;
+  ctx?: number;
+  gpuLayers?: number;
+  seed: number;
+  json?: string;
+  report?: string;
+  verbose?: boolean;
+}
+
+function list<T>(name: string, parse: (item: string) => T) {
+  return (value: string): T[] => {
+    const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+    if (items.length === 0) throw new InvalidArgumentError(`${name} needs at least one value.`);
+    return items.map(parse);
+  };
+}
+
+function decoderName(item: string): 'ar' | 'jacobi' {
+  if (item !== 'ar' && item !== 'jacobi') throw new InvalidArgumentError(`unknown decoder "${item}": use ar and/or jacobi.`);
+  return item;
+}
+
+export function benchCommand(): Command {
+  return new Command('bench')
+    .description('measure Jacobi against autoregressive decoding: tokens per step, tok/s, speedup, exactness')
+    .option('-m, --model <file>', 'GGUF model file (default: $CLLM_MODEL)')
+    .option('--prompts <file>', 'prompts: JSONL ({"prompt": ...} or {"messages": [...]} a line) or plain text (one a line)')
+    .addOption(new Option('--set <name>', 'built-in prompt set (default: chat for models with a chat template, else stories)').choices(['stories', 'chat']))
+    .option('--decoders <list>', 'decoders to compare', list('--decoders', decoderName), ['ar', 'jacobi'])
+    .option('--block <list>', 'Jacobi block sizes', list('--block', positiveInteger('--block')), [4, 8, 16, 32])
+    .option('--max-tokens <n>', 'tokens to generate per run', positiveInteger('--max-tokens'), 128)
+    .option('--repeat <n>', 'timed runs per prompt and variant, after one warm-up', positiveInteger('--repeat'), 3)
+    .option('--limit <n>', 'use only the first n prompts', positiveInteger('--limit'))
+    .option('--threads <n>', 'CPU threads (default: all cores)', positiveInteger('--threads'))
+    .option('--ctx <n>', 'context size in tokens', positiveInteger('--ctx'))
+    .option('--gpu-layers <n>', 'layers to offload to the GPU (-1: all)', integer('--gpu-layers'))
+    .option('--seed <n>', 'seed of the draft guesses', integer('--seed'), 0)
+    .option('--json <file>', 'write the results as JSON to a file, or - for stdout')
+    .option('--report <file>', 'write a self-contained HTML report with charts')
+    .option('--verbose', "show llama.cpp's logs")
+    .action(async (flags: BenchFlags) => {
+      const prompts = promptSet(flags);
+      const model = await loadModel(flags);
+      try {
+        await bench(model, prompts, flags);
+      } finally {
+        model.dispose();
+      }
+    });
+}
+
+function promptSet(flags: BenchFlags): { name: string; prompts: BenchPrompt[] } | { builtIn: true } {
+  if (!flags.prompts) return { builtIn: true };
+  let text: string;
+  try {
+    text = readFileSync(flags.prompts, 'utf8');
+  } catch {
+    throw new CllmError(`cannot read the prompt file ${flags.prompts}`);
+  }
+  try {
+    return { name: flags.prompts, prompts: parsePromptFile(text, basename(flags.prompts)) };
+  } catch (err) {
+    throw new CllmError((err as Error).message);
+  }
+}
+
+function promptTokens(model: Model, prompt: BenchPrompt): number[] {
+  const messages = 'messages' in prompt ? prompt.messages : [{ role: 'user', content: prompt.prompt }];
+  if (!model.hasChatTemplate) return Array.from(model.tokenize(messages.map((m) => m.content).join('\n')));
+  return withoutDoubleBos(model, model.tokenize(model.applyChatTemplate(messages), { parseSpecial: true }));
+}
+
+async function bench(model: Model, source: ReturnType<typeof promptSet>, flags: BenchFlags): Promise<void> {
+  const set = 'builtIn' in source ? (flags.set ?? (model.hasChatTemplate ? 'chat' : 'stories')) : source.name;
+  const all = 'builtIn' in source ? (set === 'chat' ? CHAT_PROMPTS : STORY_OPENERS).map((prompt) => ({ prompt })) : source.prompts;
+  const prompts = all.slice(0, flags.limit ?? all.length);
+  const variants: BenchVariant[] = [
+    ...(flags.decoders.includes('ar') ? [{ decoder: 'ar' as const, block: 1 }] : []),
+    ...(flags.decoders.includes('jacobi') ? [...new Set(flags.block)].map((block) => ({ decoder: 'jacobi' as const, block })) : []),
+  ];
+  const context = model.createContext({ contextSize: flags.ctx, threads: flags.threads });
+  const tokens = prompts.map((p) => promptTokens(model, p));
+  const longest = Math.max(...tokens.map((t) => t.length));
+  if (longest + flags.maxTokens > context.size) {
+    throw new CllmError(`a prompt of ${longest} tokens plus --max-tokens ${flags.maxTokens} exceeds the context of ${context.size}: raise --ctx`);
+  }
+
+  const abort = new AbortController();
+  const onSigint = () => abort.abort();
+  process.on('SIGINT', onSigint);
+  const bar = process.stderr.isTTY
+    ? new cliProgress.SingleBar({ stream: process.stderr, format: 'bench {bar} {value}/{total} runs | {eta_formatted} left', hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic)
+    : undefined;
+  bar?.start(prompts.length * runsPerPrompt({ variants, repeat: flags.repeat }), 0);
+  let run: BenchRun;
+  try {
+    run = await runBench(new Sequence(context), tokens, {
+      variants,
+      maxTokens: flags.maxTokens,
+      repeat: flags.repeat,
+      seed: flags.seed,
+      signal: abort.signal,
+      onRun: () => bar?.increment(),
+    });
+  } finally {
+    bar?.stop();
+    process.off('SIGINT', onSigint);
+  }
+
+  const { summary, bestBlock } = summarize(run.rows, variants);
+  const build = native().buildInfo();
+  const result: BenchResult = {
+    schema: 'cllm-bench/1',
+    date: new Date().toISOString(),
+    command: ['cllm', ...process.argv.slice(2)].join(' '),
+    interrupted: run.interrupted,
+    model: model.info,
+    machine: {
+      cpu: cpus()[0]?.model ?? 'unknown',
+      cores: availableParallelism(),
+      backend: build.backend,
+      gpu: build.devices.find((d) => d.gpu)?.description ?? null,
+    },
+    llamaCppCommit: build.llamaCppCommit,
+    settings: {
+      prompts: set,
+      promptCount: prompts.length,
+      decoders: flags.decoders,
+      blocks: variants.filter((v) => v.decoder === 'jacobi').map((v) => v.block),
+      maxTokens: flags.maxTokens,
+      repeat: flags.repeat,
+      threads: context.settings.threads,
+      contextSize: context.size,
+      seed: flags.seed,
+    },
+    results: run.rows,
+    summary,
+    bestBlock,
+    trajectory: run.trajectory && {
+      ...run.trajectory,
+      steps: run.trajectory.steps.map((s) => ({ ...s, fedText: s.fed.map((t) => model.tokenText(t)), predictedText: s.predicted.map((t) => model.tokenText(t)) })),
+    },
+  };
+
+  if (flags.json === '-') process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  else printSummary(summary, bestBlock, result.settings, run.interrupted);
+  if (flags.json && flags.json !== '-') writeFileSync(flags.json, JSON.stringify(result, null, 2) + '\n');
+  if (flags.report) writeFileSync(flags.report, benchReport(result));
+  if (run.interrupted) process.exitCode = 130;
+}
+
+function printSummary(summary: BenchSummaryRow[], bestBlock: number | null, settings: { promptCount: number; maxTokens: number; repeat: number; threads: number }, interrupted: boolean): void {
+  const out = process.stdout;
+  if (interrupted) out.write(chalk.yellow('interrupted: the summary covers the runs that finished\n'));
+  if (summary.length === 0) {
+    out.write('no run finished\n');
+    return;
+  }
+  out.write(chalk.dim(`${settings.promptCount} prompts x ${settings.repeat} repeats, ${settings.maxTokens} tokens each, ${settings.threads} threads\n`));
+  const header = ['decoder', 'block', 'tokens/step', 'tok/s (median)', 'speedup vs AR (min-max)', 'identical'];
+  const rows = summary.map((s) => [
+    s.decoder,
+    String(s.block),
+    s.tokensPerStep.toFixed(2),
+    s.tokensPerSecond.toFixed(1),
+    s.speedupVsAr === null ? '-' : `${s.speedupVsAr.toFixed(2)}x (${s.speedupMin!.toFixed(2)}-${s.speedupMax!.toFixed(2)})`,
+    s.identical,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  out.write(chalk.bold(line(header)) + '\n');
+  for (const [i, r] of rows.entries()) {
+    const s = summary[i];
+    const text = line(r);
+    out.write((s.decoder === 'jacobi' && s.block === bestBlock ? chalk.green(text) : text) + '\n');
+  }
+  if (bestBlock !== null) out.write(`best Jacobi block on this machine: ${chalk.green(String(bestBlock))}\n`);
+}

@@ -1,0 +1,131 @@
+// cllm bench: the JSON schema, the prompt files, Ctrl-C, and the HTML report rendered in headless Chromium.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parsePromptFile } from '../src/engine/prompts.js';
+import { fixtureModel } from './models.js';
+
+const cllm = fileURLToPath(new URL('../bin/cllm.js', import.meta.url));
+const scratch = mkdtempSync(join(tmpdir(), 'cllm-bench-test-'));
+const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find(existsSync);
+
+function bench(args: string[]) {
+  const result = spawnSync(process.execPath, [cllm, 'bench', '-m', fixtureModel, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('cllm bench --json', () => {
+  it('writes the documented schema', () => {
+    const { code, stdout } = bench(['--limit', '2', '--max-tokens', '16', '--repeat', '2', '--block', '2,4', '--json', '-']);
+    expect(code).toBe(0);
+    const r = JSON.parse(stdout);
+    expect(r).toMatchObject({ schema: 'cllm-bench/1', interrupted: false, bestBlock: expect.any(Number) });
+    expect(Date.parse(r.date)).not.toBeNaN();
+    expect(r.command).toMatch(/^cllm bench /);
+    expect(r.model).toMatchObject({ architecture: 'llama', vocabularySize: expect.any(Number), path: fixtureModel });
+    expect(r.machine).toEqual({ cpu: expect.any(String), cores: expect.any(Number), backend: 'cpu', gpu: null });
+    expect(r.llamaCppCommit).toMatch(/^[0-9a-f]{40}$/);
+    expect(r.settings).toEqual({ prompts: 'chat', promptCount: 2, decoders: ['ar', 'jacobi'], blocks: [2, 4], maxTokens: 16, repeat: 2, threads: expect.any(Number), contextSize: expect.any(Number), seed: 0 });
+
+    // 2 prompts x 3 variants x 2 repeats, interleaved by round.
+    expect(r.results).toHaveLength(12);
+    expect(r.results.slice(0, 3).map((x: { block: number }) => x.block)).toEqual([1, 2, 4]);
+    for (const row of r.results) {
+      expect(Object.keys(row).sort()).toEqual(
+        ['acceptedPerStep', 'block', 'decodeMs', 'decoder', 'generatedTokens', 'identical', 'prefillMs', 'prompt', 'promptTokens', 'repeat', 'steps', 'tokensPerSecond', 'tokensPerStep'].sort(),
+      );
+      expect(row.identical).toBe(true);
+      expect(row.generatedTokens).toBe(16);
+      expect(row.tokensPerStep).toBeCloseTo(row.generatedTokens / row.steps);
+      expect(row.acceptedPerStep.reduce((a: number, n: number) => a + n, 0)).toBe(row.steps);
+    }
+
+    expect(r.summary.map((s: { decoder: string; block: number }) => `${s.decoder}${s.block}`)).toEqual(['ar1', 'jacobi2', 'jacobi4']);
+    for (const s of r.summary) {
+      expect(s).toMatchObject({ runs: 4, identical: '4/4', tokensPerStep: expect.any(Number), tokensPerSecond: expect.any(Number), speedupVsAr: expect.any(Number) });
+      expect(s.speedupMin).toBeLessThanOrEqual(s.speedupVsAr);
+      expect(s.speedupMax).toBeGreaterThanOrEqual(s.speedupVsAr);
+    }
+    expect(r.summary[0].speedupVsAr).toBe(1);
+    expect(r.trajectory).toMatchObject({ prompt: 0, block: 4 });
+    expect(r.trajectory.steps[0]).toMatchObject({ step: 1, accepted: expect.any(Number), fedText: expect.any(Array), predictedText: expect.any(Array) });
+  });
+
+  it('prints a readable table without --json', () => {
+    const { code, stdout, stderr } = bench(['--limit', '1', '--max-tokens', '8', '--repeat', '1', '--block', '4']);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/decoder +block +tokens\/step +tok\/s \(median\) +speedup vs AR/);
+    expect(stdout).toMatch(/^jacobi +4 +[\d.]+ +[\d.]+ +[\d.]+x \([\d.]+-[\d.]+\) +1\/1$/m);
+    expect(stdout).toMatch(/best Jacobi block on this machine: 4/);
+    expect(stderr).toBe(''); // no progress bar off a terminal
+  });
+});
+
+describe('prompt files', () => {
+  it('parses JSONL with prompts and messages, and plain text', () => {
+    const jsonl = '{"prompt": "hello"}\n\n{"messages": [{"role": "system", "content": "brief"}, {"role": "user", "content": "hi"}]}\n';
+    expect(parsePromptFile(jsonl, 'p.jsonl')).toEqual([{ prompt: 'hello' }, { messages: [{ role: 'system', content: 'brief' }, { role: 'user', content: 'hi' }] }]);
+    expect(parsePromptFile('first prompt\r\nsecond {prompt}\n\n', 'p.txt')).toEqual([{ prompt: 'first prompt' }, { prompt: 'second {prompt}' }]);
+  });
+
+  it.each([
+    ['broken JSON', '{"prompt": "ok"}\n{"prompt": \n', /p\.jsonl:2: not valid JSON/],
+    ['a wrong shape', '{"prompt": "ok"}\n{"text": "x"}\n', /p\.jsonl:2: expected \{"prompt"/],
+    ['a bad message', '{"messages": [{"role": "user"}]}\n', /p\.jsonl:1: expected/],
+    ['no prompts', '\n\n', /p\.jsonl: no prompts/],
+  ])('names the line of %s', (_, text, message) => {
+    expect(() => parsePromptFile(text, 'p.jsonl')).toThrow(message);
+  });
+
+  it('runs a plain-text prompt file, and reports a malformed JSONL line in one line', () => {
+    const text = join(scratch, 'prompts.txt');
+    writeFileSync(text, 'hello there\nthe little girl\n');
+    const ok = bench(['--prompts', text, '--max-tokens', '8', '--repeat', '1', '--block', '4', '--json', '-']);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout).settings).toMatchObject({ prompts: text, promptCount: 2 });
+
+    const bad = join(scratch, 'bad.jsonl');
+    writeFileSync(bad, '{"prompt": "fine"}\n{"prompt": 3}\n');
+    const failed = bench(['--prompts', bad]);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr.trim()).toMatch(/^cllm: bad\.jsonl:2: expected \{"prompt"/);
+    expect(failed.stderr.trim().split('\n')).toHaveLength(1);
+  });
+});
+
+describe('interrupting cllm bench', () => {
+  it('prints the summary of what finished on Ctrl-C', async () => {
+    const child = spawn(process.execPath, [cllm, 'bench', '-m', fixtureModel, '--set', 'stories', '--max-tokens', '64', '--repeat', '3', '--block', '4,8']);
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    // Interrupt once the first prompt is certainly done (its runs take a few milliseconds each).
+    await new Promise((r) => setTimeout(r, 2500));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(130);
+    expect(stdout).toMatch(/^interrupted: the summary covers the runs that finished/);
+    expect(stdout).toMatch(/^jacobi +8 /m);
+  });
+});
+
+describe.skipIf(!chromium)('cllm bench --report', () => {
+  it('writes a self-contained HTML report that renders in headless Chromium', () => {
+    const html = join(scratch, 'report.html');
+    const png = join(scratch, 'report.png');
+    expect(bench(['--limit', '2', '--max-tokens', '24', '--repeat', '1', '--block', '2,4,8', '--report', html]).code).toBe(0);
+    const page = readFileSync(html, 'utf8');
+    expect(page).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/); // nothing to fetch, nothing to run
+    expect(page.match(/<svg/g)!.length).toBeGreaterThanOrEqual(5); // 2 line charts + 3 distributions
+    expect(page).toContain('class="fixed"');
+
+    const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync', `--user-data-dir=${join(scratch, 'chromium')}`];
+    const dom = spawnSync(chromium!, [...flags, '--dump-dom', `file://${html}`], { encoding: 'utf8', timeout: 60_000 });
+    expect(dom.stdout).toContain('Speedup vs autoregressive');
+    expect(dom.stdout.match(/<circle/g)!.length).toBeGreaterThanOrEqual(6);
+    spawnSync(chromium!, [...flags, `--screenshot=${png}`, '--window-size=1200,1400', `file://${html}`], { timeout: 60_000 });
+    expect(statSync(png).size).toBeGreaterThan(30_000);
+  });
+});
