@@ -11,6 +11,7 @@ import { fixtureModel } from './models.js';
 const cllm = fileURLToPath(new URL('../bin/cllm.js', import.meta.url));
 const scratch = mkdtempSync(join(tmpdir(), 'cllm-bench-test-'));
 const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find(existsSync);
+if (!chromium) console.warn('Chromium not found (apt-get install chromium): the HTML report rendering test is skipped');
 
 function bench(args: string[]) {
   const result = spawnSync(process.execPath, [cllm, 'bench', '-m', fixtureModel, ...args], { encoding: 'utf8', timeout: 120_000 });

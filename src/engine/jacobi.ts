@@ -1,6 +1,7 @@
 // The Jacobi decoder of the CLLM paper, exact with respect to greedy decoding. With block = 1 it is the
 // plain autoregressive decoder: the same loop, one token per forward pass.
 import { drawFromText, type DraftFill } from './draft.js';
+import { CllmError } from './errors.js';
 import type { Sequence } from './sequence.js';
 
 export type StopReason = 'eos' | 'length' | 'context' | 'interrupted';
@@ -53,7 +54,7 @@ export interface GenerateResult {
 export async function generate(sequence: Sequence, options: GenerateOptions): Promise<GenerateResult> {
   const { block, maxTokens, signal } = options;
   if (!Number.isInteger(block) || block < 1) throw new RangeError('block must be a positive integer');
-  if (sequence.tokens.length === 0) throw new RangeError('generate needs a prompt of at least one token');
+  if (sequence.tokens.length === 0) throw new CllmError('the prompt is empty: it tokenizes to no tokens');
   const fill = options.fill ?? drawFromText();
   const evaluator = sequence.evaluator;
   const tokens: number[] = [];
