@@ -65,10 +65,11 @@ class Context : public Napi::ObjectWrap<Context> {
     ~Context() override;
 
   private:
+    enum class Outputs { Argmax, Margins, None };
     struct Job {
         std::vector<llama_token> tokens;
         llama_pos start = 0;
-        bool wantMargins = false;
+        Outputs outputs = Outputs::Argmax;
         std::vector<llama_token> argmax;
         std::vector<float> margins;
         std::string error;

@@ -110,6 +110,7 @@ void Context::workerLoop() {
         lock.unlock();
         run(job_);
         // Hands the result to the JS thread; the job is not touched again until finish() has run there.
+        // The call only fails while Node is shutting down, when no one waits for the result.
         done_.BlockingCall([this](Napi::Env env, Napi::Function) { finish(env); });
         lock.lock();
     }
@@ -120,8 +121,8 @@ void Context::workerLoop() {
 void Context::run(Job & job) {
     const int32_t n = job.tokens.size();
     const int32_t nVocab = llama_vocab_n_tokens(model_->vocab());
-    job.argmax.resize(n);
-    job.margins.resize(job.wantMargins ? n : 0);
+    job.argmax.resize(job.outputs == Outputs::None ? 0 : n);
+    job.margins.resize(job.outputs == Outputs::Margins ? n : 0);
     job.error.clear();
     for (int32_t offset = 0; offset < n; offset += nBatch_) {
         const int32_t m = std::min(nBatch_, n - offset);
@@ -131,7 +132,7 @@ void Context::run(Job & job) {
             batch_.pos[i] = job.start + offset + i;
             batch_.n_seq_id[i] = 1;
             batch_.seq_id[i][0] = 0;
-            batch_.logits[i] = 1;
+            batch_.logits[i] = job.outputs != Outputs::None;
         }
         clearThreadErrors();
         int32_t rc = llama_decode(ctx_, batch_);
@@ -140,10 +141,10 @@ void Context::run(Job & job) {
             job.error = rc == 1 ? "the context is full" : "llama_decode failed (" + std::to_string(rc) + ")" + (why.empty() ? "" : ": " + why);
             return;
         }
-        for (int32_t i = 0; i < m; i++) {
+        for (int32_t i = 0; i < m && job.outputs != Outputs::None; i++) {
             Top2 best = top2(llama_get_logits_ith(ctx_, i), nVocab);
             job.argmax[offset + i] = best.token;
-            if (job.wantMargins) job.margins[offset + i] = best.margin;
+            if (job.outputs == Outputs::Margins) job.margins[offset + i] = best.margin;
         }
     }
 }
@@ -151,6 +152,7 @@ void Context::run(Job & job) {
 void Context::finish(Napi::Env env) {
     busy_ = false;
     done_.Unref(env);
+    Unref();
     std::unique_ptr<Napi::Promise::Deferred> deferred = std::move(deferred_);
     if (!job_.error.empty()) {
         deferred->Reject(Napi::Error::New(env, job_.error).Value());
@@ -159,7 +161,7 @@ void Context::finish(Napi::Env env) {
         Napi::Int32Array argmax = Napi::Int32Array::New(env, job_.argmax.size());
         std::copy(job_.argmax.begin(), job_.argmax.end(), argmax.Data());
         out.Set("argmax", argmax);
-        if (job_.wantMargins) {
+        if (job_.outputs == Outputs::Margins) {
             Napi::Float32Array margins = Napi::Float32Array::New(env, job_.margins.size());
             std::copy(job_.margins.begin(), job_.margins.end(), margins.Data());
             out.Set("margins", margins);
@@ -175,12 +177,12 @@ llama_context * Context::live(Napi::Env env) const {
     return ctx_;
 }
 
-// decode(tokens: Int32Array, startPosition, wantMargins) -> Promise<{ argmax, margins? }>
+// decode(tokens: Int32Array, startPosition, outputs: "argmax" | "margins" | "none") -> Promise<{ argmax, margins? }>
 Napi::Value Context::Decode(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     llama_context * ctx = live(env);
     if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-        throw Napi::TypeError::New(env, "decode(tokens: Int32Array, startPosition, wantMargins)");
+        throw Napi::TypeError::New(env, "decode(tokens: Int32Array, startPosition, outputs)");
     }
     Napi::Int32Array tokens = info[0].As<Napi::Int32Array>();
     int64_t start = info[1].ToNumber().Int64Value();
@@ -197,11 +199,13 @@ Napi::Value Context::Decode(const Napi::CallbackInfo & info) {
     }
     job_.tokens.assign(ids, ids + n);
     job_.start = static_cast<llama_pos>(start);
-    job_.wantMargins = info[2].ToBoolean().Value();
+    const std::string outputs = info[2].ToString().Utf8Value();
+    job_.outputs = outputs == "none" ? Outputs::None : outputs == "margins" ? Outputs::Margins : Outputs::Argmax;
     deferred_ = std::make_unique<Napi::Promise::Deferred>(env);
     Napi::Promise promise = deferred_->Promise();
     busy_ = true;
     done_.Ref(env);  // keeps the process alive while a decode is in flight
+    Ref();           // and this object: a collected Context must not free what the worker is using
     {
         std::lock_guard<std::mutex> lock(mutex_);
         hasJob_ = true;

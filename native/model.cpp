@@ -151,6 +151,7 @@ Napi::Value Model::Info(const Napi::CallbackInfo & info) {
     out.Set("bos", llama_vocab_bos(vocab_));
     out.Set("eos", llama_vocab_eos(vocab_));
     out.Set("addBos", llama_vocab_get_add_bos(vocab_));
+    out.Set("recurrent", llama_model_is_recurrent(model) || llama_model_is_hybrid(model));
     out.Set("quantization", quantization(model));
     const char * tmpl = llama_model_chat_template(model, nullptr);
     out.Set("chatTemplate", tmpl ? Napi::Value(Napi::String::New(env, tmpl)) : env.Null());
@@ -182,6 +183,10 @@ Napi::Value Model::Detokenize(const Napi::CallbackInfo & info) {
     live(env);
     Napi::Int32Array tokens = info[0].As<Napi::Int32Array>();
     bool renderSpecial = info[1].ToBoolean().Value();
+    const int32_t nVocab = llama_vocab_n_tokens(vocab_);
+    for (size_t i = 0; i < tokens.ElementLength(); i++) {
+        if (tokens.Data()[i] < 0 || tokens.Data()[i] >= nVocab) throw Napi::RangeError::New(env, "token id " + std::to_string(tokens.Data()[i]) + " is out of range");
+    }
     std::string text(tokens.ElementLength() * 8 + 16, '\0');
     int32_t n = llama_detokenize(vocab_, tokens.Data(), tokens.ElementLength(), text.data(), text.size(), false, renderSpecial);
     if (n < 0) {

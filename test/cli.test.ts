@@ -1,5 +1,5 @@
 // The built `cllm` command, spawned as a user would run it: pipes, JSON, errors, and a real terminal.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pty from 'node-pty';
 import { describe, expect, it } from 'vitest';
@@ -65,6 +65,17 @@ describe('cllm run, one-shot and pipes', () => {
     expect(stderr).toMatch(/12 tokens, \d+ steps, [\d.]+ tokens\/step, [\d.]+ tok\/s/);
   });
 
+  it('ends quietly when the reader of its output goes away', async () => {
+    const child = spawn(process.execPath, [cllm, 'run', '-m', fixtureModel, '--raw', '-n', '64', '--ctx', '4096', '--max-tokens', '4000', 'hello']);
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    await new Promise((resolve) => child.stdout.once('data', resolve));
+    child.stdout.destroy();
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+  });
+
   it('keeps the text and says so when the context fills up', () => {
     // llama.cpp rounds context sizes up to a multiple of 256; the random fixture never says EOS.
     const { code, stdout, stderr } = run(['run', '-m', fixtureModel, '--raw', '--ctx', '256', '--max-tokens', '1000', '--json', 'Once upon a time']);
@@ -110,18 +121,19 @@ describe('cllm errors', () => {
 /** A real pseudo-terminal running cllm, with helpers to wait for output. */
 function terminal(args: string[]) {
   const proc = pty.spawn(process.execPath, [cllm, ...args], { cols: 120, rows: 40, env: { ...process.env, NO_COLOR: '1' } as Record<string, string> });
-  let screen = '';
+  let raw = '';
+  proc.onData((data) => (raw += data));
   // Cursor movement and colour codes are dropped, leaving the text a user reads.
-  proc.onData((data) => (screen += data.replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[78]/g, '')));
+  const text = () => raw.replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[78]/g, '');
   const exited = new Promise<number>((resolve) => proc.onExit(({ exitCode }) => resolve(exitCode)));
   const waitFor = async (pattern: RegExp, from = 0, timeoutMs = 30_000) => {
     const deadline = Date.now() + timeoutMs;
-    while (!pattern.test(screen.slice(from))) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}; screen:\n${screen}`);
+    while (!pattern.test(text().slice(from))) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}; screen:\n${text()}`);
       await new Promise((r) => setTimeout(r, 20));
     }
   };
-  return { proc, exited, waitFor, get screen() { return screen; } };
+  return { proc, exited, waitFor, get screen() { return text(); } };
 }
 
 describe('cllm run, interactive chat in a pseudo-terminal', () => {
@@ -137,6 +149,21 @@ describe('cllm run, interactive chat in a pseudo-terminal', () => {
     mark = t.screen.length;
     t.proc.write('/stats\r');
     await t.waitFor(/session: 1 replies, \d+ tokens/, mark);
+    t.proc.write('/exit\r');
+    expect(await t.exited).toBe(0);
+  });
+
+  it('keeps the conversation usable after a message too long for the context', async () => {
+    const t = terminal(['run', '-m', fixtureModel, '--ctx', '256', '--max-tokens', '8']);
+    await t.waitFor(/> $/);
+    t.proc.write('the little girl played '.repeat(60) + '\r');
+    let mark = t.screen.length;
+    await t.waitFor(/cllm: the prompt needs \d+ tokens of context, more than the 256 available[\s\S]*> $/, mark);
+    mark = t.screen.length;
+    t.proc.write('hello\r');
+    await t.waitFor(/hello\s+\S[^\n]*\n> $/, mark);
+    t.proc.write('/stats\r');
+    await t.waitFor(/session: 1 replies, 8 tokens/, mark);
     t.proc.write('/exit\r');
     expect(await t.exited).toBe(0);
   });

@@ -31,6 +31,10 @@ class FakeModel implements Evaluator {
     return { argmax, margins: new Float32Array(tokens.length).fill(1) };
   }
 
+  async prefill(tokens: ArrayLike<number>, start: number): Promise<void> {
+    await this.decode(tokens, start);
+  }
+
   rollback(position: number): void {
     this.cache.length = Math.min(this.cache.length, position);
   }

@@ -13,7 +13,7 @@ import { CHAT_PROMPTS, parsePromptFile, STORY_OPENERS, type BenchPrompt } from '
 import { Sequence } from '../engine/sequence.js';
 import { benchReport, type BenchResult } from './report.js';
 import { withoutDoubleBos } from './run.js';
-import { integer, loadModel, positiveInteger } from './shared.js';
+import { checkBlock, integer, interruptible, loadModel, positiveInteger } from './shared.js';
 
 interface BenchFlags {
   model?: string;
@@ -111,9 +111,8 @@ async function bench(model: Model, source: ReturnType<typeof promptSet>, flags: 
     throw new CllmError(`a prompt of ${longest} tokens plus --max-tokens ${flags.maxTokens} exceeds the context of ${context.size}: raise --ctx`);
   }
 
-  const abort = new AbortController();
-  const onSigint = () => abort.abort();
-  process.on('SIGINT', onSigint);
+  for (const v of variants) checkBlock(model, v.block);
+  const interrupt = interruptible();
   const bar = process.stderr.isTTY
     ? new cliProgress.SingleBar({ stream: process.stderr, format: 'bench {bar} {value}/{total} runs | {eta_formatted} left', hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic)
     : undefined;
@@ -125,12 +124,12 @@ async function bench(model: Model, source: ReturnType<typeof promptSet>, flags: 
       maxTokens: flags.maxTokens,
       repeat: flags.repeat,
       seed: flags.seed,
-      signal: abort.signal,
+      signal: interrupt.signal,
       onRun: () => bar?.increment(),
     });
   } finally {
     bar?.stop();
-    process.off('SIGINT', onSigint);
+    interrupt.release();
   }
 
   const { summary, bestBlock } = summarize(run.rows, variants);

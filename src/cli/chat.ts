@@ -5,12 +5,14 @@ import { createInterface } from 'node:readline';
 import { basename } from 'node:path';
 import type { Context } from '../engine/context.js';
 import { CllmError } from '../engine/errors.js';
-import { complete, type GenerationStats } from '../engine/jacobi.js';
+import { generate, generationStats, type GenerationStats } from '../engine/jacobi.js';
 import type { ChatMessage, Model } from '../engine/model.js';
 import { Sequence } from '../engine/sequence.js';
-import { generateOptions, statsLine, stopNotice, useTemplate, withoutDoubleBos, type RunFlags } from './run.js';
+import { checkBlock } from './shared.js';
+import { blockSize, generateOptions, statsLine, stopNotice, useTemplate, withoutDoubleBos, type RunFlags } from './run.js';
 
 export async function chat(model: Model, context: Context, flags: RunFlags): Promise<void> {
+  checkBlock(model, blockSize(flags));
   const out = process.stdout;
   const templated = useTemplate(model, flags);
   const sequence = new Sequence(context);
@@ -59,30 +61,41 @@ export async function chat(model: Model, context: Context, flags: RunFlags): Pro
   };
 
   const turn = async (input: string) => {
+    // A turn that fails before its prompt is in the cache leaves the conversation as it was.
+    const before = { history: [...history], heldText };
     let tokens: number[];
-    if (templated) {
-      history.push({ role: 'user', content: input });
-      const full = model.applyChatTemplate(history);
-      if (heldText && full.startsWith(heldText)) {
-        tokens = Array.from(model.tokenize(full.slice(heldText.length), { addBos: false, parseSpecial: true }));
-      } else {
-        sequence.reset();
-        tokens = withoutDoubleBos(model, model.tokenize(full, { parseSpecial: true }));
-      }
-      heldText = full;
-    } else {
-      sequence.reset();
-      tokens = Array.from(model.tokenize(input));
-    }
-
+    let prefillMs: number;
+    let reply = '';
     const stream = model.textStream();
     const held = model.textStream({ renderSpecial: true });
-    let reply = '';
     abort = new AbortController();
     try {
-      const { result, stats } = await complete(
+      if (templated) {
+        const full = model.applyChatTemplate([...history, { role: 'user', content: input }]);
+        if (heldText && full.startsWith(heldText)) {
+          tokens = Array.from(model.tokenize(full.slice(heldText.length), { addBos: false, parseSpecial: true }));
+        } else {
+          sequence.reset();
+          tokens = withoutDoubleBos(model, model.tokenize(full, { parseSpecial: true }));
+        }
+        prefillMs = await sequence.append(tokens);
+        history.push({ role: 'user', content: input });
+        heldText = full;
+      } else {
+        sequence.reset();
+        tokens = Array.from(model.tokenize(input));
+        prefillMs = await sequence.append(tokens);
+      }
+    } catch (err) {
+      history = before.history;
+      heldText = before.heldText;
+      abort = undefined;
+      throw err;
+    }
+
+    try {
+      const result = await generate(
         sequence,
-        tokens,
         generateOptions(flags, {
           signal: abort.signal,
           onTokens: (generated) => {
@@ -93,6 +106,7 @@ export async function chat(model: Model, context: Context, flags: RunFlags): Pro
           },
         }),
       );
+      const stats = generationStats(result, { block: blockSize(flags), promptTokens: tokens.length, prefillMs });
       reply += stream.flush();
       out.write('\n');
       const notice = stopNotice(result, context);
@@ -110,22 +124,26 @@ export async function chat(model: Model, context: Context, flags: RunFlags): Pro
   };
 
   rl.prompt();
-  for await (const line of rl) {
-    const input = line.trim();
-    if (input === '/exit') break;
-    if (commands[input]) {
-      commands[input]();
-    } else if (input.startsWith('/')) {
-      out.write(chalk.yellow(`unknown command ${input}: /exit, /reset, /stats\n`));
-    } else if (input) {
-      try {
-        await turn(input);
-      } catch (err) {
-        if (!(err instanceof CllmError)) throw err;
-        out.write(chalk.red(`cllm: ${err.message}\n`) + chalk.dim('(/reset starts a new conversation)\n'));
+  try {
+    for await (const line of rl) {
+      const input = line.trim();
+      if (input === '/exit') break;
+      if (commands[input]) {
+        commands[input]();
+      } else if (input.startsWith('/')) {
+        out.write(chalk.yellow(`unknown command ${input}: /exit, /reset, /stats\n`));
+      } else if (input) {
+        try {
+          await turn(input);
+        } catch (err) {
+          if (!(err instanceof CllmError)) throw err;
+          out.write(chalk.red(`cllm: ${err.message}\n`) + chalk.dim('(/reset starts a new conversation)\n'));
+        }
       }
+      rl.prompt();
     }
-    rl.prompt();
+  } finally {
+    // Restores the terminal's cooked mode and lets the process exit, whatever ended the loop.
+    rl.close();
   }
-  rl.close();
 }

@@ -22,7 +22,7 @@ export function infoCommand(): Command {
       const model = await loadModel({ ...flags, gpuLayers: flags.gpuLayers ?? 0 });
       const info = model.info;
       const build = native().buildInfo();
-      const tokenText = (id: number) => JSON.stringify(model.detokenize([id], { renderSpecial: true }));
+      const tokenText = (id: number) => (id < 0 ? 'none' : JSON.stringify(model.detokenize([id], { renderSpecial: true })));
       const special = { bos: tokenText(info.bos), eos: tokenText(info.eos) };
       model.dispose();
       if (flags.json) {

@@ -12,6 +12,12 @@ import { fail } from './shared.js';
 // https://no-color.org: any non-empty NO_COLOR turns colours off; chalk already drops them off a TTY.
 if (process.env.NO_COLOR) chalk.level = 0;
 
+// A reader that goes away (`cllm run ... | head`) is the end of the output, not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit(process.exitCode ?? 0);
+});
+
 const program = new Command('cllm')
   .description('Fast local LLM generation with Jacobi decoding of Consistency LLMs, on llama.cpp')
   .version(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version)

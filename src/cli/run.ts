@@ -9,7 +9,7 @@ import { complete, firstDivergence, type GenerateOptions, type GenerationStats, 
 import type { ChatMessage, Model } from '../engine/model.js';
 import { Sequence } from '../engine/sequence.js';
 import { chat } from './chat.js';
-import { integer, loadModel, positiveInteger } from './shared.js';
+import { checkBlock, integer, interruptible, loadModel, positiveInteger } from './shared.js';
 import { trajectoryView } from './trajectory.js';
 
 export interface RunFlags {
@@ -125,9 +125,8 @@ async function oneShot(model: Model, context: Context, prompt: string, flags: Ru
   const trajectory = flags.showTrajectory ? trajectoryView(model, process.stderr) : undefined;
   // While a live trajectory is drawn on the terminal, the text is printed once at the end instead.
   const streamText = !flags.json && !trajectory?.live;
-  const abort = new AbortController();
-  const onSigint = () => abort.abort();
-  process.on('SIGINT', onSigint);
+  checkBlock(model, blockSize(flags));
+  const interrupt = interruptible();
   let text = '';
   let outcome;
   try {
@@ -135,7 +134,7 @@ async function oneShot(model: Model, context: Context, prompt: string, flags: Ru
       sequence,
       tokens,
       generateOptions(flags, {
-        signal: abort.signal,
+        signal: interrupt.signal,
         onStep: trajectory?.step,
         onTokens: (generated) => {
           const piece = generated.map((t) => stream.push(t)).join('');
@@ -145,12 +144,13 @@ async function oneShot(model: Model, context: Context, prompt: string, flags: Ru
       }),
     );
   } finally {
-    process.off('SIGINT', onSigint);
+    interrupt.release();
   }
   const rest = stream.flush();
   text += rest;
   const { result, stats } = outcome;
-  const verification = flags.verify ? await verify(sequence, tokens, flags, result.tokens) : undefined;
+  // An interrupted output is a prefix of the greedy one; there is nothing complete to verify.
+  const verification = flags.verify && result.stopReason !== 'interrupted' ? await verify(sequence, tokens, flags, result.tokens) : undefined;
 
   if (flags.json) {
     const json = { text, tokens: result.tokens, stopReason: result.stopReason, stats, ...(verification ? { verify: verification } : {}) };

@@ -49,11 +49,39 @@ export async function loadModel(flags: LoadFlags): Promise<Model> {
     { stream: process.stderr, format: `loading ${basename(path)} {bar} {percentage}%`, hideCursor: true, clearOnComplete: true },
     cliProgress.Presets.shades_classic,
   );
+  // Loading can't be cancelled half way; Ctrl-C during it exits at once, with the cursor shown again.
+  const onSigint = () => {
+    if (showBar) bar.stop();
+    process.exit(130);
+  };
+  process.on('SIGINT', onSigint);
   if (showBar) bar.start(100, 0);
   try {
     return await Model.load(path, { gpuLayers: flags.gpuLayers, onProgress: showBar ? (f) => bar.update(Math.round(f * 100)) : undefined });
   } finally {
     if (showBar) bar.stop();
+    process.off('SIGINT', onSigint);
+  }
+}
+
+/**
+ * Ctrl-C handling while generating: the first press stops after the current step, keeping the output;
+ * a second press exits at once. Returns the signal and a function that removes the handler.
+ */
+export function interruptible(): { signal: AbortSignal; release: () => void } {
+  const abort = new AbortController();
+  const onSigint = () => {
+    if (abort.signal.aborted) process.exit(130);
+    abort.abort();
+  };
+  process.on('SIGINT', onSigint);
+  return { signal: abort.signal, release: () => process.off('SIGINT', onSigint) };
+}
+
+/** Jacobi decoding rolls the KV cache back after every step, which recurrent state cannot do. */
+export function checkBlock(model: Model, block: number): void {
+  if (block > 1 && model.info.recurrent) {
+    throw new CllmError(`${basename(model.info.path)} is a recurrent model (${model.info.architecture}), which cannot roll its state back: use --decoder ar`);
   }
 }
 

@@ -17,6 +17,8 @@ export interface RawModelInfo {
   bos: number;
   eos: number;
   addBos: boolean;
+  /** Recurrent and hybrid models (Mamba, RWKV, Jamba) cannot roll their state back to a position. */
+  recurrent: boolean;
   quantization: string;
   chatTemplate: string | null;
 }
@@ -37,7 +39,8 @@ export interface RawDecodeResult {
 }
 
 export interface RawContext {
-  decode(tokens: Int32Array, startPosition: number, wantMargins: boolean): Promise<RawDecodeResult>;
+  /** outputs: 'argmax' per position, 'margins' (argmax and top-2 margin), or 'none' (fill the cache only). */
+  decode(tokens: Int32Array, startPosition: number, outputs: 'argmax' | 'margins' | 'none'): Promise<RawDecodeResult>;
   rollback(position: number): void;
   size(): number;
   cachedTokens(): number;

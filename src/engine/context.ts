@@ -1,5 +1,5 @@
 import type { RawContext } from './addon.js';
-import { CllmError } from './errors.js';
+import { CllmError, fromNative } from './errors.js';
 import type { Evaluator } from './evaluator.js';
 
 export interface DecodeResult {
@@ -46,12 +46,21 @@ export class Context implements Evaluator {
    * exactly positions [0, start) beforehand; on failure roll back to start.
    */
   async decode(tokens: ArrayLike<number>, start: number, { margins = false } = {}): Promise<DecodeResult> {
+    return this.run(tokens, start, margins ? 'margins' : 'argmax');
+  }
+
+  /** Like decode, but only fills the cache: no logits are computed, which saves the output layer on prompts. */
+  async prefill(tokens: ArrayLike<number>, start: number): Promise<void> {
+    await this.run(tokens, start, 'none');
+  }
+
+  private async run(tokens: ArrayLike<number>, start: number, outputs: 'argmax' | 'margins' | 'none'): Promise<DecodeResult> {
     const block = tokens instanceof Int32Array ? tokens : Int32Array.from(tokens);
     if (start + block.length > this.size) {
       throw new CllmError(`the context is full: ${start + block.length} tokens exceed the context size of ${this.size}`);
     }
     try {
-      return await this.context.decode(block, start, margins);
+      return await this.context.decode(block, start, outputs);
     } catch (err) {
       throw new CllmError((err as Error).message);
     }
@@ -59,7 +68,7 @@ export class Context implements Evaluator {
 
   /** Forgets every cached position from `position` on. */
   rollback(position: number): void {
-    this.context.rollback(position);
+    fromNative(() => this.context.rollback(position));
   }
 
   dispose(): void {

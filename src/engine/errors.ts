@@ -5,3 +5,12 @@ export class CllmError extends Error {
     this.name = 'CllmError';
   }
 }
+
+/** Runs a native call, turning its errors into CllmErrors so that the CLI shows them as one line. */
+export function fromNative<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (err) {
+    throw err instanceof CllmError ? err : new CllmError((err as Error).message);
+  }
+}

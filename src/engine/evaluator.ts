@@ -7,6 +7,8 @@ import type { DecodeResult } from './context.js';
 export interface Evaluator {
   readonly size: number;
   decode(tokens: ArrayLike<number>, start: number, options?: { margins?: boolean }): Promise<DecodeResult>;
+  /** Evaluates tokens into the KV cache without computing any prediction (a prompt). */
+  prefill(tokens: ArrayLike<number>, start: number): Promise<void>;
   rollback(position: number): void;
   isEndOfGeneration(token: number): boolean;
 }

@@ -74,7 +74,13 @@ export async function generate(sequence: Sequence, options: GenerateOptions): Pr
     const n = Math.min(block, evaluator.size - sequence.position);
     draft.push(...fill(sequence.tokens, Math.max(0, n - 1 - draft.length)));
     const fed = [sequence.pending, ...draft.slice(0, n - 1)];
-    const result = await evaluator.decode(fed, sequence.position, { margins: options.margins });
+    let result;
+    try {
+      result = await evaluator.decode(fed, sequence.position, { margins: options.margins });
+    } catch (err) {
+      evaluator.rollback(sequence.position); // keep the invariant for whoever handles the error
+      throw err;
+    }
     const predicted = Array.from(result.argmax);
     steps++;
 

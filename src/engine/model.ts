@@ -2,7 +2,7 @@ import { open, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { native, type RawModel } from './addon.js';
 import { Context } from './context.js';
-import { CllmError } from './errors.js';
+import { CllmError, fromNative } from './errors.js';
 
 export interface LoadOptions {
   /** Layers to offload to the GPU; -1 (default) offloads all that the backend can take. */
@@ -27,6 +27,7 @@ export interface ModelInfo {
   bos: number;
   eos: number;
   addBos: boolean;
+  recurrent: boolean;
   quantization: string;
   chatTemplate: string | null;
 }
@@ -113,21 +114,21 @@ export class Model {
 
   /** parseSpecial turns special-token text such as "<|im_start|>" into its token, as chat prompts need. */
   tokenize(text: string, { addBos = this.info.addBos, parseSpecial = false } = {}): Int32Array {
-    return this.model.tokenize(text, addBos, parseSpecial);
+    return fromNative(() => this.model.tokenize(text, addBos, parseSpecial));
   }
 
   detokenize(tokens: ArrayLike<number>, { renderSpecial = false } = {}): string {
-    return this.model.detokenize(Int32Array.from(tokens), renderSpecial);
+    return fromNative(() => this.model.detokenize(Int32Array.from(tokens), renderSpecial));
   }
 
   /** A detokenizer for streamed output: it holds back a UTF-8 character until all its bytes have arrived. */
   textStream({ renderSpecial = false } = {}): TextStream {
-    return new TextStream((token) => this.model.tokenBytes(token, renderSpecial));
+    return new TextStream((token) => fromNative(() => this.model.tokenBytes(token, renderSpecial)));
   }
 
   /** One token's text, for display; a partial UTF-8 character shows as U+FFFD. */
   tokenText(token: number, { renderSpecial = false } = {}): string {
-    return this.model.tokenBytes(token, renderSpecial).toString('utf8');
+    return fromNative(() => this.model.tokenBytes(token, renderSpecial)).toString('utf8');
   }
 
   isEndOfGeneration(token: number): boolean {
@@ -136,11 +137,7 @@ export class Model {
 
   applyChatTemplate(messages: ChatMessage[], { addAssistant = true } = {}): string {
     if (!this.hasChatTemplate) throw new CllmError(`${this.info.path} has no chat template`);
-    try {
-      return this.model.applyChatTemplate(messages, addAssistant);
-    } catch (err) {
-      throw new CllmError((err as Error).message);
-    }
+    return fromNative(() => this.model.applyChatTemplate(messages, addAssistant));
   }
 
   createContext(options: ContextOptions = {}): Context {
@@ -149,12 +146,7 @@ export class Model {
     const threads = options.threads ?? availableParallelism();
     if (!Number.isInteger(contextSize) || contextSize < 1) throw new CllmError(`context size must be a positive integer, not ${contextSize}`);
     if (!Number.isInteger(threads) || threads < 1) throw new CllmError(`threads must be a positive integer, not ${threads}`);
-    let raw;
-    try {
-      raw = new (native().Context)(this.model, { contextSize, batchSize, threads, exact: options.exact ?? true });
-    } catch (err) {
-      throw new CllmError((err as Error).message);
-    }
+    const raw = fromNative(() => new (native().Context)(this.model, { contextSize, batchSize, threads, exact: options.exact ?? true }));
     const context = new Context(raw, { contextSize: raw.size(), batchSize, threads }, (token) => this.isEndOfGeneration(token), () =>
       this.contexts.delete(context),
     );

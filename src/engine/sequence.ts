@@ -33,7 +33,12 @@ export class Sequence {
     if (start + toEvaluate.length + 1 > this.evaluator.size) {
       throw new CllmError(`the prompt needs ${start + toEvaluate.length + 1} tokens of context, more than the ${this.evaluator.size} available (raise --ctx)`);
     }
-    if (toEvaluate.length) await this.evaluator.decode(toEvaluate, start);
+    try {
+      if (toEvaluate.length) await this.evaluator.prefill(toEvaluate, start);
+    } catch (err) {
+      this.evaluator.rollback(start); // a failed pass may have cached part of the prompt
+      throw err;
+    }
     this.committed.push(...tokens);
     return performance.now() - t0;
   }
