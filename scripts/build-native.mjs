@@ -57,9 +57,13 @@ function fetchPinnedLlamaCpp(dest) {
   }
 }
 
-function cmakeDefines(llamaDir) {
+function gpuBackend() {
   const gpu = (process.env.CLLM_GPU || (platform() === 'darwin' ? 'metal' : 'cpu')).toLowerCase();
   if (!['cpu', 'cuda', 'metal'].includes(gpu)) fail(`CLLM_GPU must be cpu, cuda or metal, not "${gpu}".`);
+  return gpu;
+}
+
+function cmakeDefines(llamaDir, gpu) {
   const defines = {
     LLAMA_CPP_DIR: llamaDir,
     CLLM_LLAMA_CPP_COMMIT: headCommit(llamaDir),
@@ -76,10 +80,11 @@ function cmakeDefines(llamaDir) {
     defines.CMAKE_CXX_COMPILER_LAUNCHER = 'ccache';
     if (gpu === 'cuda') defines.CMAKE_CUDA_COMPILER_LAUNCHER = 'ccache';
   }
-  return { gpu, defines };
+  return defines;
 }
 
 function main() {
+  const gpu = gpuBackend();
   if (!hasCommand('cmake')) {
     fail('CMake was not found on PATH. cllm compiles llama.cpp from source and needs CMake 3.14 or newer ' +
       '(Debian/Ubuntu: `apt-get install cmake`; macOS: `brew install cmake`), then run `npm install` again.');
@@ -95,7 +100,7 @@ function main() {
     fetchPinnedLlamaCpp(llamaDir);
   }
 
-  const { gpu, defines } = cmakeDefines(llamaDir);
+  const defines = cmakeDefines(llamaDir, gpu);
   const jobs = Number(process.env.CMAKE_BUILD_PARALLEL_LEVEL) || availableParallelism();
   const cmakeJs = join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js');
   const args = ['--directory', root, '--out', join(root, 'build'), '--config', 'Release', '--parallel', String(jobs)];

@@ -7,8 +7,11 @@ import type { Model } from '../engine/model.js';
 
 export interface TrajectoryView {
   live: boolean;
-  step: (trace: StepTrace) => void;
+  step: (trace: StepTrace) => void | Promise<void>;
 }
+
+/** Live frames are held this long at least, so that the convergence can be watched; decode time excludes it. */
+const FRAME_MS = 60;
 
 export function trajectoryView(model: Model, out: NodeJS.WriteStream): TrajectoryView {
   const live = Boolean(out.isTTY);
@@ -33,6 +36,7 @@ export function trajectoryView(model: Model, out: NodeJS.WriteStream): Trajector
     // Move back over the previous frame and redraw it in place.
     out.write((drawnLines ? `\x1b[${drawnLines}A` : '') + `\r\x1b[2K${chalk.bold(header)}\n\r\x1b[2K${block}\n`);
     drawnLines = 2;
+    return new Promise<void>((resolve) => setTimeout(resolve, FRAME_MS));
   };
 
   return { live, step };

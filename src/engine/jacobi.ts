@@ -17,7 +17,8 @@ export interface GenerateOptions {
   margins?: boolean;
   /** Called after every step with the tokens it accepted (already cut at EOS or maxTokens). */
   onTokens?: (tokens: number[]) => void;
-  onStep?: (step: StepTrace) => void;
+  /** Called after every forward pass. A returned promise is awaited, and its time is not counted as decoding. */
+  onStep?: (step: StepTrace) => void | Promise<void>;
 }
 
 /** One forward pass: what was fed, what the model predicted, and how much of it reached its fixed point. */
@@ -63,6 +64,7 @@ export async function generate(sequence: Sequence, options: GenerateOptions): Pr
   let steps = 0;
   let stopReason: StopReason | undefined;
   const t0 = performance.now();
+  let observerMs = 0;
 
   while (!stopReason) {
     if (tokens.length >= maxTokens) stopReason = 'length';
@@ -88,7 +90,12 @@ export async function generate(sequence: Sequence, options: GenerateOptions): Pr
     //    was right: fed[i] === predicted[i-1] for all i <= j.
     let accepted = 1;
     while (accepted < n && fed[accepted] === predicted[accepted - 1]) accepted++;
-    options.onStep?.({ step: steps, position: sequence.position, fed, predicted, accepted });
+    const observed = options.onStep?.({ step: steps, position: sequence.position, fed, predicted, accepted });
+    if (observed) {
+      const paused = performance.now();
+      await observed;
+      observerMs += performance.now() - paused;
+    }
 
     // 3. Keep the accepted run, cut at the first end-of-generation token or at maxTokens.
     let kept = predicted.slice(0, accepted);
@@ -110,7 +117,7 @@ export async function generate(sequence: Sequence, options: GenerateOptions): Pr
     // 4. The unverified predictions become the next draft; fill tops it up on the next step.
     draft = predicted.slice(accepted);
   }
-  return { tokens, margins, stopReason, steps, decodeMs: performance.now() - t0 };
+  return { tokens, margins, stopReason, steps, decodeMs: performance.now() - t0 - observerMs };
 }
 
 export function generationStats(result: GenerateResult, run: { block: number; promptTokens: number; prefillMs: number }): GenerationStats {
