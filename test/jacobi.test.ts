@@ -77,7 +77,9 @@ async function run(model: FakeModel, prompt: number[], options: Partial<Generate
     block: 8,
     maxTokens: 64,
     ...options,
-    onStep: (s) => steps.push(s),
+    onStep: (s) => {
+      steps.push(s);
+    },
     onTokens: (t) => {
       streamed.push(...t);
       options.onTokens?.(t);

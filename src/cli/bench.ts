@@ -13,7 +13,7 @@ import { CHAT_PROMPTS, parsePromptFile, STORY_OPENERS, type BenchPrompt } from '
 import { Sequence } from '../engine/sequence.js';
 import { benchReport, type BenchResult } from './report.js';
 import { withoutDoubleBos } from './run.js';
-import { checkBlock, integer, interruptible, loadModel, positiveInteger } from './shared.js';
+import { checkBlock, integer, interruptible, loadModel, modelOptions, positiveInteger } from './shared.js';
 
 interface BenchFlags {
   model?: string;
@@ -47,9 +47,7 @@ function decoderName(item: string): 'ar' | 'jacobi' {
 }
 
 export function benchCommand(): Command {
-  return new Command('bench')
-    .description('measure Jacobi against autoregressive decoding: tokens per step, tok/s, speedup, exactness')
-    .option('-m, --model <file>', 'GGUF model file (default: $CLLM_MODEL)')
+  return modelOptions(new Command('bench').description('measure Jacobi against autoregressive decoding: tokens per step, tok/s, speedup, exactness'))
     .option('--prompts <file>', 'prompts: JSONL ({"prompt": ...} or {"messages": [...]} a line) or plain text (one a line)')
     .addOption(new Option('--set <name>', 'built-in prompt set (default: chat for models with a chat template, else stories)').choices(['stories', 'chat']))
     .option('--decoders <list>', 'decoders to compare', list('--decoders', decoderName), ['ar', 'jacobi'])
@@ -57,13 +55,9 @@ export function benchCommand(): Command {
     .option('--max-tokens <n>', 'tokens to generate per run', positiveInteger('--max-tokens'), 128)
     .option('--repeat <n>', 'timed runs per prompt and variant, after one warm-up', positiveInteger('--repeat'), 3)
     .option('--limit <n>', 'use only the first n prompts', positiveInteger('--limit'))
-    .option('--threads <n>', 'CPU threads (default: all cores)', positiveInteger('--threads'))
-    .option('--ctx <n>', 'context size in tokens', positiveInteger('--ctx'))
-    .option('--gpu-layers <n>', 'layers to offload to the GPU (-1: all)', integer('--gpu-layers'))
     .option('--seed <n>', 'seed of the draft guesses', integer('--seed'), 0)
     .option('--json <file>', 'write the results as JSON to a file, or - for stdout')
     .option('--report <file>', 'write a self-contained HTML report with charts')
-    .option('--verbose', "show llama.cpp's logs")
     .action(async (flags: BenchFlags) => {
       const prompts = promptSet(flags);
       const model = await loadModel(flags);

@@ -2,7 +2,7 @@
 import chalk from 'chalk';
 import { Command } from 'commander';
 import { native } from '../engine/addon.js';
-import { humanBytes, humanCount, integer, loadModel } from './shared.js';
+import { humanBytes, humanCount, loadModel, modelOptions } from './shared.js';
 
 interface InfoFlags {
   model?: string;
@@ -12,12 +12,8 @@ interface InfoFlags {
 }
 
 export function infoCommand(): Command {
-  return new Command('info')
-    .description("print a GGUF model's metadata")
-    .option('-m, --model <file>', 'GGUF model file (default: $CLLM_MODEL)')
+  return modelOptions(new Command('info').description("print a GGUF model's metadata"), { context: false })
     .option('--json', 'print JSON')
-    .option('--gpu-layers <n>', 'layers to offload to the GPU (-1: all)', integer('--gpu-layers'))
-    .option('--verbose', "show llama.cpp's logs")
     .action(async (flags: InfoFlags) => {
       const model = await loadModel({ ...flags, gpuLayers: flags.gpuLayers ?? 0 });
       const info = model.info;

@@ -9,7 +9,7 @@ import { complete, firstDivergence, type GenerateOptions, type GenerationStats, 
 import type { ChatMessage, Model } from '../engine/model.js';
 import { Sequence } from '../engine/sequence.js';
 import { chat } from './chat.js';
-import { checkBlock, integer, interruptible, loadModel, positiveInteger } from './shared.js';
+import { checkBlock, integer, interruptible, loadModel, modelOptions, positiveInteger } from './shared.js';
 import { trajectoryView } from './trajectory.js';
 
 export interface RunFlags {
@@ -32,22 +32,19 @@ export interface RunFlags {
 }
 
 export function runCommand(): Command {
-  return new Command('run')
-    .description('generate text: a one-shot prompt, a prompt piped on stdin, or an interactive chat')
-    .argument('[prompt...]', 'the prompt; "-" or a pipe reads it from stdin; none on a terminal opens a chat')
-    .option('-m, --model <file>', 'GGUF model file (default: $CLLM_MODEL)')
+  return modelOptions(
+    new Command('run')
+      .description('generate text: a one-shot prompt, a prompt piped on stdin, or an interactive chat')
+      .argument('[prompt...]', 'the prompt; "-" or a pipe reads it from stdin; none on a terminal opens a chat'),
+  )
     .addOption(new Option('--decoder <name>', 'decoder').choices(['jacobi', 'ar']).default('jacobi'))
     .option('-n, --block <n>', 'Jacobi block size: tokens scored per forward pass', positiveInteger('--block'), 16)
     .option('--max-tokens <n>', 'stop after this many generated tokens', positiveInteger('--max-tokens'), 512)
-    .option('--ctx <n>', 'context size in tokens (default: the trained length, at most 4096)', positiveInteger('--ctx'))
-    .option('--threads <n>', 'CPU threads (default: all cores)', positiveInteger('--threads'))
-    .option('--gpu-layers <n>', 'layers to offload to the GPU (-1: all)', integer('--gpu-layers'))
     .option('--seed <n>', 'seed of the draft guesses (the output does not depend on it)', integer('--seed'), 0)
     .option('--system <text>', 'system message for chat models')
     .option('--raw', "don't apply the chat template: plain completion")
     .option('--verify', 'also decode autoregressively and report whether the output is identical')
     .option('--stats', 'print generation statistics to stderr, even when it is not a terminal')
-    .option('--verbose', "show llama.cpp's logs")
     .option('--json', 'print one JSON object with the text, tokens, stop reason and statistics')
     .option('--show-trajectory', 'show the draft block converging at every step')
     .option('--f16-cache', "llama.cpp's F16 KV cache and flash attention: half the cache memory, but Jacobi output may differ from greedy at near-ties")

@@ -1,7 +1,7 @@
 // Helpers shared by the subcommands: model loading with a progress bar, option parsing, formatting.
 import chalk from 'chalk';
 import cliProgress from 'cli-progress';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { basename } from 'node:path';
 import { native } from '../engine/addon.js';
 import { CllmError } from '../engine/errors.js';
@@ -32,6 +32,17 @@ export function integer(name: string) {
     if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer.`);
     return n;
   };
+}
+
+/** The options of every subcommand that loads a model; `context` adds those of subcommands that decode. */
+export function modelOptions(command: Command, { context = true } = {}): Command {
+  command.option('-m, --model <file>', 'GGUF model file (default: $CLLM_MODEL)');
+  if (context) {
+    command
+      .option('--ctx <n>', 'context size in tokens (default: the trained length, at most 4096)', positiveInteger('--ctx'))
+      .option('--threads <n>', 'CPU threads (default: all cores)', positiveInteger('--threads'));
+  }
+  return command.option('--gpu-layers <n>', 'layers to offload to the GPU (default -1: all)', integer('--gpu-layers')).option('--verbose', "show llama.cpp's logs");
 }
 
 export interface LoadFlags {

@@ -2,7 +2,7 @@
 // `repeat` times in interleaved rounds (AR, Jacobi 4, Jacobi 8, ..., AR, ...) so that machine drift hits
 // every variant alike. Each output is checked against greedy autoregressive output.
 import { drawFromText } from './draft.js';
-import { complete, firstDivergence, type Divergence, type GenerateResult, type StepTrace } from './jacobi.js';
+import { complete, firstDivergence, type Divergence, type GenerateResult, type GenerationStats, type StepTrace } from './jacobi.js';
 import type { Sequence } from './sequence.js';
 
 export interface BenchVariant {
@@ -10,18 +10,9 @@ export interface BenchVariant {
   block: number;
 }
 
-export interface BenchRow {
+export interface BenchRow extends GenerationStats {
   prompt: number;
-  decoder: 'ar' | 'jacobi';
-  block: number;
   repeat: number;
-  promptTokens: number;
-  generatedTokens: number;
-  steps: number;
-  tokensPerStep: number;
-  prefillMs: number;
-  decodeMs: number;
-  tokensPerSecond: number;
   identical: boolean;
   firstDivergence?: Divergence;
   /** acceptedPerStep[k] counts the steps that accepted k tokens. */
@@ -110,19 +101,11 @@ export async function runBench(sequence: Sequence, prompts: number[][], options:
 
 function row(prompt: number, v: BenchVariant, repeat: number, run: TimedRun, greedy: GenerateResult): BenchRow {
   const divergence = firstDivergence(greedy, run.result.tokens);
-  const { promptTokens, generatedTokens, steps, tokensPerStep, prefillMs, decodeMs, tokensPerSecond } = run.stats;
   return {
     prompt,
-    decoder: v.decoder,
-    block: v.block,
     repeat,
-    promptTokens,
-    generatedTokens,
-    steps,
-    tokensPerStep,
-    prefillMs,
-    decodeMs,
-    tokensPerSecond,
+    ...run.stats,
+    decoder: v.decoder,
     identical: !divergence,
     ...(divergence ? { firstDivergence: divergence } : {}),
     acceptedPerStep: run.accepted,
