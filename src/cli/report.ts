@@ -32,12 +32,15 @@ interface Series {
   points: { x: number; y: number; low?: number; high?: number }[];
 }
 
-/** A line chart over block sizes (log2 x axis), with optional min-max whiskers. */
+/**
+ * A line chart over block sizes (log2 x axis), with optional min-max whiskers. The scale follows the
+ * medians: a whisker past the top (one stalled run on a busy machine) is cut, with an arrow.
+ */
 function lineChart(title: string, yLabel: string, series: Series[], baseline?: number): string {
   const xs = [...new Set(series.flatMap((s) => s.points.map((p) => p.x)))].sort((a, b) => a - b);
-  const ys = series.flatMap((s) => s.points.flatMap((p) => [p.y, p.low ?? p.y, p.high ?? p.y]));
+  const ys = series.flatMap((s) => s.points.map((p) => p.y));
   if (xs.length === 0) return '';
-  const yMax = Math.max(...ys, baseline ?? 0) * 1.1 || 1;
+  const yMax = Math.max(...ys, baseline ?? 0) * 1.3 || 1;
   const lx = (x: number) => Math.log2(x);
   const [x0, x1] = [lx(xs[0]), lx(xs[xs.length - 1])];
   const px = (x: number) => M.left + (x1 === x0 ? 0.5 : (lx(x) - x0) / (x1 - x0)) * (W - M.left - M.right);
@@ -57,7 +60,10 @@ function lineChart(title: string, yLabel: string, series: Series[], baseline?: n
     const pts = [...s.points].sort((a, b) => a.x - b.x);
     parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${pts.map((p) => `${px(p.x)},${py(p.y)}`).join(' ')}"/>`);
     for (const p of pts) {
-      if (p.low !== undefined && p.high !== undefined) parts.push(`<line x1="${px(p.x)}" x2="${px(p.x)}" y1="${py(p.low)}" y2="${py(p.high)}" stroke="${s.color}" stroke-width="1.5"/>`);
+      if (p.low !== undefined && p.high !== undefined) {
+        parts.push(`<line x1="${px(p.x)}" x2="${px(p.x)}" y1="${py(p.low)}" y2="${py(Math.min(p.high, yMax))}" stroke="${s.color}" stroke-width="1.5"><title>min ${p.low.toFixed(2)}, max ${p.high.toFixed(2)}</title></line>`);
+        if (p.high > yMax) parts.push(`<path d="M${px(p.x) - 4},${py(yMax) + 6} L${px(p.x)},${py(yMax)} L${px(p.x) + 4},${py(yMax) + 6}" fill="none" stroke="${s.color}"><title>max ${p.high.toFixed(2)}</title></path>`);
+      }
       parts.push(`<circle cx="${px(p.x)}" cy="${py(p.y)}" r="4" fill="${s.color}"><title>${esc(s.label)} block ${p.x}: ${p.y.toFixed(3)}</title></circle>`);
     }
   }
