@@ -36,7 +36,6 @@ static Napi::Value BuildInfo(const Napi::CallbackInfo & info) {
     Napi::Object out = Napi::Object::New(info.Env());
     out.Set("llamaCppCommit", CLLM_LLAMA_CPP_COMMIT);
     out.Set("backend", CLLM_BACKEND);
-    out.Set("system", llama_print_system_info());
     Napi::Array devices = Napi::Array::New(info.Env());
     for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
         ggml_backend_dev_t dev = ggml_backend_dev_get(i);

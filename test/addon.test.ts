@@ -49,6 +49,15 @@ describe('random-weight fixture', () => {
     expect(model.info.chatTemplate).toContain('<|im_start|>');
   });
 
+  it('loads without mmap too, with progress reported up to 1', async () => {
+    const progress: number[] = [];
+    const copy = await Model.load(fixtureModel, { useMmap: false, onProgress: (f) => progress.push(f) });
+    expect(copy.tokenize('hello')).toEqual(model.tokenize('hello'));
+    copy.dispose();
+    expect(progress.length).toBeGreaterThan(0);
+    expect(progress[progress.length - 1]).toBe(1);
+  });
+
   it('round-trips text through the tokenizer', () => {
     for (const text of ['hello there', 'Once upon a time, the little girl played.', 'two plus two equals 4!']) {
       const tokens = model.tokenize(text);

@@ -42,12 +42,16 @@ export function modelOptions(command: Command, { context = true } = {}): Command
       .option('--ctx <n>', 'context size in tokens (default: the trained length, at most 4096)', positiveInteger('--ctx'))
       .option('--threads <n>', 'CPU threads (default: all cores)', positiveInteger('--threads'));
   }
-  return command.option('--gpu-layers <n>', 'layers to offload to the GPU (default -1: all)', integer('--gpu-layers')).option('--verbose', "show llama.cpp's logs");
+  return command
+    .option('--gpu-layers <n>', 'layers to offload to the GPU (default -1: all)', integer('--gpu-layers'))
+    .option('--no-mmap', 'read the model into memory instead of mapping the file')
+    .option('--verbose', "show llama.cpp's logs");
 }
 
 export interface LoadFlags {
   model?: string;
   gpuLayers?: number;
+  mmap?: boolean;
   verbose?: boolean;
 }
 
@@ -68,7 +72,7 @@ export async function loadModel(flags: LoadFlags): Promise<Model> {
   process.on('SIGINT', onSigint);
   if (showBar) bar.start(100, 0);
   try {
-    return await Model.load(path, { gpuLayers: flags.gpuLayers, onProgress: showBar ? (f) => bar.update(Math.round(f * 100)) : undefined });
+    return await Model.load(path, { gpuLayers: flags.gpuLayers, useMmap: flags.mmap === false ? false : undefined, onProgress: showBar ? (f) => bar.update(Math.round(f * 100)) : undefined });
   } finally {
     if (showBar) bar.stop();
     process.off('SIGINT', onSigint);

@@ -50,7 +50,6 @@ export interface RawContext {
 export interface BuildInfo {
   llamaCppCommit: string;
   backend: 'cpu' | 'cuda' | 'metal';
-  system: string;
   devices: { name: string; description: string; gpu: boolean }[];
 }
 
