@@ -97,6 +97,17 @@ describe('prompt files', () => {
   });
 });
 
+describe('cllm bench output files', () => {
+  it('refuses an unwritable --report or --json before running anything', () => {
+    for (const flag of ['--report', '--json']) {
+      const { code, stdout, stderr } = bench([flag, '/nonexistent/folder/out']);
+      expect(code).toBe(1);
+      expect(stdout).toBe('');
+      expect(stderr.trim()).toBe('cllm: cannot write /nonexistent/folder/out: its folder does not exist or is not writable');
+    }
+  });
+});
+
 describe('interrupting cllm bench', () => {
   it('prints the summary of what finished on Ctrl-C', async () => {
     const child = spawn(process.execPath, [cllm, 'bench', '-m', fixtureModel, '--set', 'stories', '--max-tokens', '64', '--repeat', '3', '--block', '4,8']);

@@ -96,6 +96,7 @@ describe('cllm errors', () => {
     ['an unknown decoder', ['run', '-m', fixtureModel, '--decoder', 'fast', 'hi'], 2, /fast/],
     ['an unknown option', ['run', '-m', fixtureModel, '--bogus', 'hi'], 2, /unknown option '--bogus'/],
     ['no model', ['run', 'hi'], 2, /no model given/],
+    ['a block larger than the context', ['run', '-m', fixtureModel, '--ctx', '256', '-n', '300', 'hi'], 2, /a block of 300 tokens does not fit in the context of 256/],
     ['a missing model', ['run', '-m', '/nonexistent/model.gguf', 'hi'], 1, /model file not found: \/nonexistent\/model.gguf/],
     ['a file that is not a model', ['run', '-m', fileURLToPath(import.meta.url), 'hi'], 1, /not a GGUF model file/],
     ['a prompt longer than the context', ['run', '-m', fixtureModel, '--ctx', '256', 'the little girl played '.repeat(80)], 1, /more than the 256 available/],
@@ -105,7 +106,8 @@ describe('cllm errors', () => {
     expect(stdout).toBe('');
     expect(stderr).toMatch(message);
     expect(stderr).not.toMatch(/\n\s+at /);
-    expect(stderr.trim().split('\n').length).toBeLessThanOrEqual(2); // the message, and commander's usage hint
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toMatch(/^cllm: /);
   });
 
   it('cllm info prints metadata as JSON and as a table', () => {
@@ -148,7 +150,7 @@ describe('cllm run, interactive chat in a pseudo-terminal', () => {
     await t.waitFor(/\(interrupted\)[\s\S]*> $/, mark);
     mark = t.screen.length;
     t.proc.write('/stats\r');
-    await t.waitFor(/session: 1 replies, \d+ tokens/, mark);
+    await t.waitFor(/session: 1 reply, \d+ tokens/, mark);
     t.proc.write('/exit\r');
     expect(await t.exited).toBe(0);
   });
@@ -163,7 +165,7 @@ describe('cllm run, interactive chat in a pseudo-terminal', () => {
     t.proc.write('hello\r');
     await t.waitFor(/hello\s+\S[^\n]*\n> $/, mark);
     t.proc.write('/stats\r');
-    await t.waitFor(/session: 1 replies, 8 tokens/, mark);
+    await t.waitFor(/session: 1 reply, 8 tokens/, mark);
     t.proc.write('/exit\r');
     expect(await t.exited).toBe(0);
   });

@@ -2,9 +2,9 @@
 import chalk from 'chalk';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
-import { basename } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { native } from '../engine/addon.js';
 import { runBench, runsPerPrompt, summarize, type BenchRun, type BenchSummaryRow, type BenchVariant } from '../engine/bench.js';
 import { CllmError } from '../engine/errors.js';
@@ -13,7 +13,7 @@ import { CHAT_PROMPTS, parsePromptFile, STORY_OPENERS, type BenchPrompt } from '
 import { Sequence } from '../engine/sequence.js';
 import { benchReport, type BenchResult } from './report.js';
 import { withoutDoubleBos } from './run.js';
-import { checkBlock, integer, interruptible, loadModel, modelOptions, positiveInteger } from './shared.js';
+import { checkBlock, checkBlockFits, integer, interruptible, loadModel, modelOptions, positiveInteger } from './shared.js';
 
 interface BenchFlags {
   model?: string;
@@ -50,8 +50,8 @@ export function benchCommand(): Command {
   return modelOptions(new Command('bench').description('measure Jacobi against autoregressive decoding: tokens per step, tok/s, speedup, exactness'))
     .option('--prompts <file>', 'prompts: JSONL ({"prompt": ...} or {"messages": [...]} a line) or plain text (one a line)')
     .addOption(new Option('--set <name>', 'built-in prompt set (default: chat for models with a chat template, else stories)').choices(['stories', 'chat']))
-    .option('--decoders <list>', 'decoders to compare', list('--decoders', decoderName), ['ar', 'jacobi'])
-    .option('--block <list>', 'Jacobi block sizes', list('--block', positiveInteger('--block')), [4, 8, 16, 32])
+    .addOption(new Option('--decoders <list>', 'decoders to compare').argParser(list('--decoders', decoderName)).default(['ar', 'jacobi'], 'ar,jacobi'))
+    .addOption(new Option('--block <list>', 'Jacobi block sizes').argParser(list('--block', positiveInteger('--block'))).default([4, 8, 16, 32], '4,8,16,32'))
     .option('--max-tokens <n>', 'tokens to generate per run', positiveInteger('--max-tokens'), 128)
     .option('--repeat <n>', 'timed runs per prompt and variant, after one warm-up', positiveInteger('--repeat'), 3)
     .option('--limit <n>', 'use only the first n prompts', positiveInteger('--limit'))
@@ -60,6 +60,8 @@ export function benchCommand(): Command {
     .option('--report <file>', 'write a self-contained HTML report with charts')
     .action(async (flags: BenchFlags) => {
       const prompts = promptSet(flags);
+      // A bench can run for an hour: find an unwritable output before, not after.
+      for (const file of [flags.report, flags.json === '-' ? undefined : flags.json]) if (file) checkWritable(file);
       const model = await loadModel(flags);
       try {
         await bench(model, prompts, flags);
@@ -67,6 +69,14 @@ export function benchCommand(): Command {
         model.dispose();
       }
     });
+}
+
+function checkWritable(file: string): void {
+  try {
+    accessSync(dirname(resolve(file)), constants.W_OK);
+  } catch {
+    throw new CllmError(`cannot write ${file}: its folder does not exist or is not writable`);
+  }
 }
 
 function promptSet(flags: BenchFlags): { name: string; prompts: BenchPrompt[] } | { builtIn: true } {
@@ -100,10 +110,11 @@ async function bench(model: Model, source: ReturnType<typeof promptSet>, flags: 
   ];
   const context = model.createContext({ contextSize: flags.ctx, threads: flags.threads });
   const tokens = prompts.map((p) => promptTokens(model, p));
-  const longest = Math.max(...tokens.map((t) => t.length));
-  if (longest + flags.maxTokens > context.size) {
-    throw new CllmError(`a prompt of ${longest} tokens plus --max-tokens ${flags.maxTokens} exceeds the context of ${context.size}: raise --ctx`);
+  const tooLong = tokens.findIndex((t) => t.length + flags.maxTokens > context.size);
+  if (tooLong >= 0) {
+    throw new CllmError(`prompt ${tooLong + 1} (${tokens[tooLong].length} tokens) plus --max-tokens ${flags.maxTokens} exceeds the context of ${context.size}: raise --ctx`);
   }
+  for (const v of variants) checkBlockFits(v.block, context.size);
 
   for (const v of variants) checkBlock(model, v.block);
   const interrupt = interruptible();
@@ -175,7 +186,8 @@ function printSummary(summary: BenchSummaryRow[], bestBlock: number | null, sett
     out.write('no run finished\n');
     return;
   }
-  out.write(chalk.dim(`${settings.promptCount} prompts x ${settings.repeat} repeats, ${settings.maxTokens} tokens each, ${settings.threads} threads\n`));
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  out.write(chalk.dim(`${plural(settings.promptCount, 'prompt')} x ${plural(settings.repeat, 'repeat')}, ${settings.maxTokens} tokens each, ${plural(settings.threads, 'thread')}\n`));
   const header = ['decoder', 'block', 'tokens/step', 'tok/s (median)', 'speedup vs AR (min-max)', 'identical'];
   const rows = summary.map((s) => [
     s.decoder,
@@ -193,5 +205,9 @@ function printSummary(summary: BenchSummaryRow[], bestBlock: number | null, sett
     const text = line(r);
     out.write((s.decoder === 'jacobi' && s.block === bestBlock ? chalk.green(text) : text) + '\n');
   }
-  if (bestBlock !== null) out.write(`best Jacobi block on this machine: ${chalk.green(String(bestBlock))}\n`);
+  const best = summary.find((s) => s.decoder === 'jacobi' && s.block === bestBlock);
+  if (best) out.write(`best Jacobi block on this machine: ${chalk.green(String(bestBlock))}\n`);
+  if (best?.speedupVsAr != null && best.speedupVsAr < 1) {
+    out.write(chalk.yellow(`autoregressive decoding is faster here: the best Jacobi block runs at ${best.speedupVsAr.toFixed(2)}x\n`));
+  }
 }

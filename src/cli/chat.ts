@@ -29,6 +29,8 @@ export async function chat(model: Model, context: Context, flags: RunFlags): Pro
     out.write(chalk.yellow(`${why}: plain completion, each line starts a new text.\n`));
   }
   out.write(chalk.dim('/exit, /reset, /stats; Ctrl-C stops a reply, Ctrl-D exits.\n'));
+  const oneShotOnly = [flags.verify && '--verify', flags.showTrajectory && '--show-trajectory'].filter(Boolean);
+  if (oneShotOnly.length) out.write(chalk.yellow(`${oneShotOnly.join(' and ')} ${oneShotOnly.length === 1 ? 'applies' : 'apply'} to one-shot prompts only: ignored in chat.\n`));
 
   const rl = createInterface({ input: process.stdin, output: out, terminal: true, historySize: 200 });
   rl.setPrompt(chalk.green('> '));
@@ -36,10 +38,13 @@ export async function chat(model: Model, context: Context, flags: RunFlags): Pro
     if (abort) {
       abort.abort();
     } else {
+      // As in a shell, Ctrl-C at the prompt drops what was typed.
+      rl.write(null, { ctrl: true, name: 'u' });
       out.write(chalk.dim('\n(Ctrl-D or /exit to quit)\n'));
       rl.prompt();
     }
   });
+  rl.on('close', () => out.write('\n'));
 
   const reset = () => {
     sequence.reset();
@@ -56,7 +61,8 @@ export async function chat(model: Model, context: Context, flags: RunFlags): Pro
       if (lastStats) out.write(chalk.dim(`last reply: ${statsLine(lastStats)}\n`));
       const perStep = totals.steps ? (totals.tokens / totals.steps).toFixed(2) : '0';
       const perSecond = totals.decodeMs ? ((totals.tokens * 1000) / totals.decodeMs).toFixed(1) : '0';
-      out.write(chalk.dim(`session: ${totals.replies} replies, ${totals.tokens} tokens, ${perStep} tokens/step, ${perSecond} tok/s, ${sequence.tokens.length}/${context.size} context tokens\n`));
+      const replies = `${totals.replies} ${totals.replies === 1 ? 'reply' : 'replies'}`;
+      out.write(chalk.dim(`session: ${replies}, ${totals.tokens} tokens, ${perStep} tokens/step, ${perSecond} tok/s, ${sequence.position}/${context.size} context positions used\n`));
     },
   };
 

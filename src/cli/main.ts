@@ -9,6 +9,11 @@ import { infoCommand } from './info.js';
 import { runCommand } from './run.js';
 import { fail } from './shared.js';
 
+/** Commander's "error: ..." becomes one line in cllm's own style. */
+function usageError(text: string, write: (text: string) => void): void {
+  write(`${chalk.red('cllm:')} ${text.trim().replace(/^error: /, '')} (see --help)\n`);
+}
+
 // https://no-color.org: any non-empty NO_COLOR turns colours off; chalk already drops them off a TTY.
 if (process.env.NO_COLOR) chalk.level = 0;
 
@@ -21,12 +26,11 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 const program = new Command('cllm')
   .description('Fast local LLM generation with Jacobi decoding of Consistency LLMs, on llama.cpp')
   .version(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version)
-  .showHelpAfterError('(run with --help for usage)')
   .exitOverride()
-  .configureOutput({ outputError: (text, write) => write(text) });
+  .configureOutput({ outputError: usageError });
 
 for (const command of [runCommand(), benchCommand(), infoCommand()]) {
-  program.addCommand(command.exitOverride().showHelpAfterError('(run with --help for usage)'));
+  program.addCommand(command.exitOverride().configureOutput({ outputError: usageError }));
 }
 
 try {

@@ -104,6 +104,13 @@ function trajectoryTable(trajectory: NonNullable<BenchResult['trajectory']>): st
   return `<table class="trajectory"><thead><tr><th>step</th><th>position</th><th>accepted</th><th>predicted block (green: reached its fixed point)</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
+function bestNote(r: BenchResult): string {
+  const best = r.summary.find((s) => s.decoder === 'jacobi' && s.block === r.bestBlock);
+  if (!best) return '';
+  const slower = best.speedupVsAr !== null && best.speedupVsAr < 1 ? ` Autoregressive decoding is faster here: that block runs at ${best.speedupVsAr.toFixed(2)}x.` : '';
+  return `<p>Best Jacobi block on this machine: <strong>${best.block}</strong>.${slower}</p>`;
+}
+
 export function benchReport(r: BenchResult): string {
   const jacobi = r.summary.filter((s) => s.decoder === 'jacobi');
   const speedup = jacobi.filter((s) => s.speedupVsAr !== null).map((s) => ({ x: s.block, y: s.speedupVsAr!, low: s.speedupMin!, high: s.speedupMax! }));
@@ -134,7 +141,7 @@ table.trajectory td.block { text-align: left; font-family: ui-monospace, monospa
 ${r.settings.promptCount} prompts (${esc(r.settings.prompts)}) × ${r.settings.repeat} repeats, ${r.settings.maxTokens} tokens each, ${r.settings.threads} threads${r.interrupted ? ' · <strong>interrupted: partial results</strong>' : ''}</p>
 <h2>Summary</h2>
 <table><thead><tr><th>decoder</th><th>block</th><th>tokens/step</th><th>tok/s (median)</th><th>speedup vs AR (min–max)</th><th>identical to AR</th></tr></thead><tbody>${summaryRows}</tbody></table>
-${r.bestBlock !== null ? `<p>Best Jacobi block on this machine: <strong>${r.bestBlock}</strong>.</p>` : ''}
+${bestNote(r)}
 <h2>Against block size</h2>
 <div class="charts">
 ${lineChart('Speedup vs autoregressive (median, min–max)', 'speedup (x)', [{ label: 'jacobi', color: '#2e9e4f', points: speedup }], 1)}

@@ -9,7 +9,7 @@ import { complete, firstDivergence, type GenerateOptions, type GenerationStats, 
 import type { ChatMessage, Model } from '../engine/model.js';
 import { Sequence } from '../engine/sequence.js';
 import { chat } from './chat.js';
-import { checkBlock, integer, interruptible, loadModel, modelOptions, positiveInteger } from './shared.js';
+import { checkBlock, checkBlockFits, integer, interruptible, loadModel, modelOptions, positiveInteger } from './shared.js';
 import { trajectoryView } from './trajectory.js';
 
 export interface RunFlags {
@@ -54,10 +54,13 @@ export function runCommand(): Command {
       const model = await loadModel(flags);
       try {
         const context = model.createContext({ contextSize: flags.ctx, threads: flags.threads, exact: !flags.f16Cache });
+        checkBlockFits(blockSize(flags), context.size);
         if (interactive) {
           await chat(model, context, flags);
         } else {
-          const prompt = promptWords.length === 0 || (promptWords.length === 1 && promptWords[0] === '-') ? await readAll(process.stdin) : promptWords.join(' ');
+          const fromStdin = promptWords.length === 0 || (promptWords.length === 1 && promptWords[0] === '-');
+          if (fromStdin && process.stdin.isTTY) process.stderr.write(chalk.dim('reading the prompt from stdin; end it with Ctrl-D\n'));
+          const prompt = fromStdin ? await readAll(process.stdin) : promptWords.join(' ');
           await oneShot(model, context, prompt.replace(/\n$/, ''), flags);
         }
       } finally {
@@ -120,8 +123,8 @@ async function oneShot(model: Model, context: Context, prompt: string, flags: Ru
   const sequence = new Sequence(context);
   const stream = model.textStream();
   const trajectory = flags.showTrajectory ? trajectoryView(model, process.stderr) : undefined;
-  // While a live trajectory is drawn on the terminal, the text is printed once at the end instead.
-  const streamText = !flags.json && !trajectory?.live;
+  // With a trajectory the text is printed once at the end, so that the two never interleave.
+  const streamText = !flags.json && !trajectory;
   checkBlock(model, blockSize(flags));
   const interrupt = interruptible();
   let text = '';

@@ -93,6 +93,10 @@ export function interruptible(): { signal: AbortSignal; release: () => void } {
   return { signal: abort.signal, release: () => process.off('SIGINT', onSigint) };
 }
 
+export function checkBlockFits(block: number, contextSize: number): void {
+  if (block > contextSize) throw new CllmError(`a block of ${block} tokens does not fit in the context of ${contextSize}: lower --block or raise --ctx`, 2);
+}
+
 /** Jacobi decoding rolls the KV cache back after every step, which recurrent state cannot do. */
 export function checkBlock(model: Model, block: number): void {
   if (block > 1 && model.info.recurrent) {

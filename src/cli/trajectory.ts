@@ -15,7 +15,12 @@ const FRAME_MS = 60;
 
 export function trajectoryView(model: Model, out: NodeJS.WriteStream): TrajectoryView {
   const live = Boolean(out.isTTY);
-  const piece = (t: number) => model.tokenText(t, { renderSpecial: true }).replace(/\n/g, '⏎');
+  // Control characters would move the cursor and break the frame: newlines show as ⏎, the rest as \xNN.
+  const piece = (t: number) =>
+    model
+      .tokenText(t, { renderSpecial: true })
+      .replace(/\n/g, '⏎')
+      .replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   let drawnLines = 0;
 
   const step = (trace: StepTrace) => {
