@@ -66,7 +66,7 @@ describe('cllm run, one-shot and pipes', () => {
   });
 
   it('ends quietly when the reader of its output goes away', async () => {
-    const child = spawn(process.execPath, [cllm, 'run', '-m', fixtureModel, '--raw', '-n', '64', '--ctx', '4096', '--max-tokens', '4000', 'hello']);
+    const child = spawn(process.execPath, [cllm, 'run', '-m', fixtureModel, '--raw', '-n', '64', '--max-tokens', '4000', 'hello']);
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     await new Promise((resolve) => child.stdout.once('data', resolve));
@@ -110,6 +110,13 @@ describe('cllm errors', () => {
     expect(stderr).toMatch(/^cllm: /);
   });
 
+  it('warns about more threads than cores and more context than the model was trained on', () => {
+    const { code, stderr } = run(['run', '-m', fixtureModel, '--raw', '--threads', '999', '--ctx', '4096', '--max-tokens', '2', 'hi']);
+    expect(code).toBe(0);
+    expect(stderr).toMatch(/^cllm: warning: --threads 999 is more than the \d+ cores here/m);
+    expect(stderr).toMatch(/^cllm: warning: --ctx 4096 is more than the 2048 tokens the model was trained on/m);
+  });
+
   it('cllm info prints metadata as JSON and as a table', () => {
     const json = JSON.parse(run(['info', '-m', fixtureModel, '--json']).stdout);
     expect(json).toMatchObject({ architecture: 'llama', name: 'cllm tiny random llama', quantization: 'F32', backend: 'cpu' });
@@ -140,8 +147,8 @@ function terminal(args: string[]) {
 
 describe('cllm run, interactive chat in a pseudo-terminal', () => {
   it('chats, stops a reply on Ctrl-C, and exits on /exit', async () => {
-    // The random fixture never says EOS; a 64-token block over 4096 positions makes a reply long enough to interrupt.
-    const t = terminal(['run', '-m', fixtureModel, '-n', '64', '--ctx', '4096', '--max-tokens', '100000', '--system', 'Be brief.']);
+    // The random fixture never says EOS; a 64-token block over 2048 positions makes a reply long enough to interrupt.
+    const t = terminal(['run', '-m', fixtureModel, '-n', '64', '--max-tokens', '100000', '--system', 'Be brief.']);
     await t.waitFor(/> $/);
     t.proc.write('hello\r');
     let mark = t.screen.length;
@@ -151,6 +158,19 @@ describe('cllm run, interactive chat in a pseudo-terminal', () => {
     mark = t.screen.length;
     t.proc.write('/stats\r');
     await t.waitFor(/session: 1 reply, \d+ tokens/, mark);
+    t.proc.write('/exit\r');
+    expect(await t.exited).toBe(0);
+  });
+
+  it('takes a multi-line message between triple quotes', async () => {
+    const t = terminal(['run', '-m', fixtureModel, '--max-tokens', '4']);
+    await t.waitFor(/> $/);
+    t.proc.write('"""first line\r');
+    await t.waitFor(/\. $/);
+    t.proc.write('second line"""\r');
+    await t.waitFor(/second line"""\s+\S[^\n]*\n> $/);
+    t.proc.write('/stats\r');
+    await t.waitFor(/session: 1 reply, 4 tokens/); // one message, not two
     t.proc.write('/exit\r');
     expect(await t.exited).toBe(0);
   });

@@ -13,7 +13,7 @@ import { CHAT_PROMPTS, parsePromptFile, STORY_OPENERS, type BenchPrompt } from '
 import { Sequence } from '../engine/sequence.js';
 import { benchReport, type BenchResult } from './report.js';
 import { withoutDoubleBos } from './run.js';
-import { checkBlock, checkBlockFits, integer, interruptible, loadModel, modelOptions, positiveInteger } from './shared.js';
+import { checkBlock, checkBlockFits, integer, interruptible, loadModel, modelOptions, positiveInteger, warnAboutContext } from './shared.js';
 
 interface BenchFlags {
   model?: string;
@@ -108,6 +108,7 @@ async function bench(model: Model, source: ReturnType<typeof promptSet>, flags: 
     ...(flags.decoders.includes('ar') ? [{ decoder: 'ar' as const, block: 1 }] : []),
     ...(flags.decoders.includes('jacobi') ? [...new Set(flags.block)].map((block) => ({ decoder: 'jacobi' as const, block })) : []),
   ];
+  warnAboutContext(model, flags);
   const context = model.createContext({ contextSize: flags.ctx, threads: flags.threads });
   const tokens = prompts.map((p) => promptTokens(model, p));
   const tooLong = tokens.findIndex((t) => t.length + flags.maxTokens > context.size);

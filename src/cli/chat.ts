@@ -28,7 +28,7 @@ export async function chat(model: Model, context: Context, flags: RunFlags): Pro
     const why = model.hasChatTemplate ? '--raw' : `${basename(model.info.path)} has no chat template`;
     out.write(chalk.yellow(`${why}: plain completion, each line starts a new text.\n`));
   }
-  out.write(chalk.dim('/exit, /reset, /stats; Ctrl-C stops a reply, Ctrl-D exits.\n'));
+  out.write(chalk.dim('/exit, /reset, /stats; """ starts and ends a multi-line message; Ctrl-C stops a reply, Ctrl-D exits.\n'));
   const oneShotOnly = [flags.verify && '--verify', flags.showTrajectory && '--show-trajectory'].filter(Boolean);
   if (oneShotOnly.length) out.write(chalk.yellow(`${oneShotOnly.join(' and ')} ${oneShotOnly.length === 1 ? 'applies' : 'apply'} to one-shot prompts only: ignored in chat.\n`));
 
@@ -131,8 +131,30 @@ export async function chat(model: Model, context: Context, flags: RunFlags): Pro
 
   rl.prompt();
   try {
+    // Text between lines that start and end with """ is one message, as in ollama.
+    let multiline: string[] | undefined;
     for await (const line of rl) {
-      const input = line.trim();
+      if (multiline) {
+        const end = line.trimEnd().endsWith('"""');
+        multiline.push(end ? line.trimEnd().slice(0, -3) : line);
+        if (!end) {
+          rl.setPrompt(chalk.green('. '));
+          rl.prompt();
+          continue;
+        }
+      } else if (line.trimStart().startsWith('"""')) {
+        const first = line.trimStart().slice(3);
+        if (!(first.trimEnd().endsWith('"""') && first.trim().length >= 3)) {
+          multiline = [first];
+          rl.setPrompt(chalk.green('. '));
+          rl.prompt();
+          continue;
+        }
+        multiline = [first.trimEnd().slice(0, -3)];
+      }
+      const input = (multiline ? multiline.join('\n') : line).trim();
+      multiline = undefined;
+      rl.setPrompt(chalk.green('> '));
       if (input === '/exit') break;
       if (commands[input]) {
         commands[input]();

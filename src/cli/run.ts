@@ -9,7 +9,7 @@ import { complete, firstDivergence, type GenerateOptions, type GenerationStats, 
 import type { ChatMessage, Model } from '../engine/model.js';
 import { Sequence } from '../engine/sequence.js';
 import { chat } from './chat.js';
-import { checkBlock, checkBlockFits, integer, interruptible, loadModel, modelOptions, positiveInteger } from './shared.js';
+import { checkBlock, checkBlockFits, integer, interruptible, loadModel, modelOptions, positiveInteger, warnAboutContext } from './shared.js';
 import { trajectoryView } from './trajectory.js';
 
 export interface RunFlags {
@@ -53,6 +53,7 @@ export function runCommand(): Command {
       if (interactive && flags.json) throw new CllmError('--json needs a prompt (an argument or stdin)', 2);
       const model = await loadModel(flags);
       try {
+        warnAboutContext(model, flags);
         const context = model.createContext({ contextSize: flags.ctx, threads: flags.threads, exact: !flags.f16Cache });
         checkBlockFits(blockSize(flags), context.size);
         if (interactive) {

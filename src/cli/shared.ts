@@ -2,6 +2,7 @@
 import chalk from 'chalk';
 import cliProgress from 'cli-progress';
 import { InvalidArgumentError, type Command } from 'commander';
+import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import { native } from '../engine/addon.js';
 import { CllmError } from '../engine/errors.js';
@@ -91,6 +92,18 @@ export function interruptible(): { signal: AbortSignal; release: () => void } {
   };
   process.on('SIGINT', onSigint);
   return { signal: abort.signal, release: () => process.off('SIGINT', onSigint) };
+}
+
+export function warn(message: string): void {
+  process.stderr.write(chalk.yellow(`cllm: warning: ${message}`) + '\n');
+}
+
+/** Settings that work, but badly: more threads than cores, or more context than the model was trained on. */
+export function warnAboutContext(model: Model, flags: { threads?: number; ctx?: number }): void {
+  const cores = availableParallelism();
+  if (flags.threads && flags.threads > cores) warn(`--threads ${flags.threads} is more than the ${cores} cores here, which slows decoding down`);
+  const trained = model.info.trainedContextLength;
+  if (flags.ctx && trained && flags.ctx > trained) warn(`--ctx ${flags.ctx} is more than the ${trained} tokens the model was trained on; text past that may degrade`);
 }
 
 export function checkBlockFits(block: number, contextSize: number): void {
