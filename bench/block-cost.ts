@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { native } from '../src/engine/addon.js';
+import { median } from '../src/engine/bench.js';
 import { Model } from '../src/engine/model.js';
 
 const { values: args } = parseArgs({
@@ -43,10 +44,6 @@ for (let round = -10; round < rounds; round++) {
 }
 model.dispose();
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const base = median(samples.get(1)!);
 const rows = BLOCKS.map((block) => {
   const ms = median(samples.get(block)!);

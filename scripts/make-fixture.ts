@@ -4,6 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { seededRandom } from '../src/engine/draft.js';
 
 export const FIXTURE_PATH = resolve(dirname(fileURLToPath(import.meta.url)), '../test/fixtures/tiny-random-llama.gguf');
 
@@ -80,15 +81,6 @@ class Writer {
   bytes(): Buffer {
     return Buffer.concat(this.chunks);
   }
-}
-
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function vocabulary(): { tokens: string[]; scores: number[]; types: number[] } {
@@ -190,7 +182,7 @@ export function buildFixture(seed = 1234): Buffer {
   }
   w.pad();
 
-  const random = mulberry32(seed);
+  const random = seededRandom(seed);
   const data = Buffer.alloc(offset);
   tensors.forEach(([, dims, std], i) => {
     const n = dims.reduce((a, b) => a * b, 1);

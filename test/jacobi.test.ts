@@ -1,7 +1,7 @@
 // The Jacobi decoder against a pure TypeScript fake model, whose KV cache checks the decoder's invariant.
 import { describe, expect, it } from 'vitest';
 import type { DecodeResult } from '../src/engine/context.js';
-import type { DraftFill } from '../src/engine/draft.js';
+import { drawFromText, type DraftFill } from '../src/engine/draft.js';
 import type { Evaluator } from '../src/engine/evaluator.js';
 import { firstDivergence, generate, generationStats, type GenerateOptions, type StepTrace } from '../src/engine/jacobi.js';
 import { Sequence } from '../src/engine/sequence.js';
@@ -176,7 +176,7 @@ describe('Jacobi decoder on a fake model', () => {
       for (const block of [1, 2, 3, 4, 8, 16, 32]) {
         for (const seed of [0, 1, 2]) {
           const model = new FakeModel(next);
-          const { result } = await run(model, [4, 5, 6], { block, maxTokens: 100, fill: undefined, ...(seed ? { fill: drawSeeded(seed) } : {}) });
+          const { result } = await run(model, [4, 5, 6], { block, maxTokens: 100, fill: undefined, ...(seed ? { fill: drawFromText(seed) } : {}) });
           expect(result.tokens).toEqual(model.greedy([4, 5, 6], 100));
         }
       }
@@ -202,12 +202,3 @@ describe('Jacobi decoder on a fake model', () => {
     expect(firstDivergence(greedy, [1, 2])).toMatchObject({ index: 2, expected: 3, got: undefined });
   });
 });
-
-function drawSeeded(seed: number): DraftFill {
-  let x = seed;
-  return (committed, count) =>
-    Array.from({ length: count }, () => {
-      x = (x * 1103515245 + 12345) % 2147483648;
-      return committed[x % committed.length];
-    });
-}

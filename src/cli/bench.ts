@@ -12,7 +12,7 @@ import type { Model } from '../engine/model.js';
 import { CHAT_PROMPTS, parsePromptFile, STORY_OPENERS, type BenchPrompt } from '../engine/prompts.js';
 import { Sequence } from '../engine/sequence.js';
 import { benchReport, type BenchResult } from './report.js';
-import { withoutDoubleBos } from './run.js';
+import { promptTokens } from './run.js';
 import { checkBlock, checkBlockFits, integer, interruptible, loadModel, modelOptions, positiveInteger, warnAboutContext } from './shared.js';
 
 interface BenchFlags {
@@ -94,12 +94,6 @@ function promptSet(flags: BenchFlags): { name: string; prompts: BenchPrompt[] } 
   }
 }
 
-function promptTokens(model: Model, prompt: BenchPrompt): number[] {
-  const messages = 'messages' in prompt ? prompt.messages : [{ role: 'user', content: prompt.prompt }];
-  if (!model.hasChatTemplate) return Array.from(model.tokenize(messages.map((m) => m.content).join('\n')));
-  return withoutDoubleBos(model, model.tokenize(model.applyChatTemplate(messages), { parseSpecial: true }));
-}
-
 async function bench(model: Model, source: ReturnType<typeof promptSet>, flags: BenchFlags): Promise<void> {
   const set = 'builtIn' in source ? (flags.set ?? (model.hasChatTemplate ? 'chat' : 'stories')) : source.name;
   const all = 'builtIn' in source ? (set === 'chat' ? CHAT_PROMPTS : STORY_OPENERS).map((prompt) => ({ prompt })) : source.prompts;
@@ -110,7 +104,7 @@ async function bench(model: Model, source: ReturnType<typeof promptSet>, flags: 
   ];
   warnAboutContext(model, flags);
   const context = model.createContext({ contextSize: flags.ctx, threads: flags.threads });
-  const tokens = prompts.map((p) => promptTokens(model, p));
+  const tokens = prompts.map((p) => promptTokens(model, 'messages' in p ? p.messages : [{ role: 'user', content: p.prompt }]));
   const tooLong = tokens.findIndex((t) => t.length + flags.maxTokens > context.size);
   if (tooLong >= 0) {
     throw new CllmError(`prompt ${tooLong + 1} (${tokens[tooLong].length} tokens) plus --max-tokens ${flags.maxTokens} exceeds the context of ${context.size}: raise --ctx`);

@@ -8,11 +8,9 @@ import { CllmError } from '../engine/errors.js';
 import { generate, generationStats, type GenerationStats } from '../engine/jacobi.js';
 import type { ChatMessage, Model } from '../engine/model.js';
 import { Sequence } from '../engine/sequence.js';
-import { checkBlock } from './shared.js';
 import { blockSize, generateOptions, statsLine, stopNotice, useTemplate, withoutDoubleBos, type RunFlags } from './run.js';
 
 export async function chat(model: Model, context: Context, flags: RunFlags): Promise<void> {
-  checkBlock(model, blockSize(flags));
   const out = process.stdout;
   const templated = useTemplate(model, flags);
   const sequence = new Sequence(context);

@@ -55,6 +55,7 @@ export function runCommand(): Command {
       try {
         warnAboutContext(model, flags);
         const context = model.createContext({ contextSize: flags.ctx, threads: flags.threads, exact: !flags.f16Cache });
+        checkBlock(model, blockSize(flags));
         checkBlockFits(blockSize(flags), context.size);
         if (interactive) {
           await chat(model, context, flags);
@@ -74,12 +75,12 @@ export function blockSize(flags: RunFlags): number {
   return flags.decoder === 'ar' ? 1 : flags.block;
 }
 
-export function useTemplate(model: Model, flags: RunFlags): boolean {
+export function useTemplate(model: Model, flags: { raw?: boolean }): boolean {
   return model.hasChatTemplate && !flags.raw;
 }
 
-/** Tokens of a prompt: through the chat template where the model has one, else plain text. */
-export function promptTokens(model: Model, flags: RunFlags, messages: ChatMessage[]): number[] {
+/** Tokens of a prompt: through the chat template where the model has one (and not --raw), else plain text. */
+export function promptTokens(model: Model, messages: ChatMessage[], flags: { raw?: boolean } = {}): number[] {
   if (!useTemplate(model, flags)) return Array.from(model.tokenize(messages.map((m) => m.content).join('\n')));
   return withoutDoubleBos(model, model.tokenize(model.applyChatTemplate(messages), { parseSpecial: true }));
 }
@@ -120,13 +121,12 @@ async function oneShot(model: Model, context: Context, prompt: string, flags: Ru
     process.stderr.write(chalk.dim(`${model.info.path} has no chat template: plain completion\n`));
   }
   const messages: ChatMessage[] = [...(flags.system ? [{ role: 'system', content: flags.system }] : []), { role: 'user', content: prompt }];
-  const tokens = promptTokens(model, flags, messages);
+  const tokens = promptTokens(model, messages, flags);
   const sequence = new Sequence(context);
   const stream = model.textStream();
   const trajectory = flags.showTrajectory ? trajectoryView(model, process.stderr) : undefined;
   // With a trajectory the text is printed once at the end, so that the two never interleave.
   const streamText = !flags.json && !trajectory;
-  checkBlock(model, blockSize(flags));
   const interrupt = interruptible();
   let text = '';
   let outcome;

@@ -112,7 +112,7 @@ function row(prompt: number, v: BenchVariant, repeat: number, run: TimedRun, gre
   };
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
