@@ -65,13 +65,15 @@ class Context : public Napi::ObjectWrap<Context> {
     ~Context() override;
 
   private:
-    enum class Outputs { Argmax, Margins, None };
+    enum class Outputs { Argmax, Margins, LogProbs, None };
     struct Job {
         std::vector<llama_token> tokens;
         llama_pos start = 0;
         Outputs outputs = Outputs::Argmax;
         std::vector<llama_token> argmax;
         std::vector<float> margins;
+        std::vector<llama_token> targets;  // LogProbs: the token whose log-probability each position reports
+        std::vector<float> logprobs;
         std::string error;
     };
 

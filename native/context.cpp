@@ -1,5 +1,6 @@
 // An inference context: a KV cache, block decoding with per-position argmax, and roll-back.
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <vector>
 
@@ -29,6 +30,15 @@ Top2 top2(const float * logits, int32_t nVocab) {
         }
     }
     return {best, first - second};
+}
+
+// log softmax(logits)[target], in double so that a long text's sum of them does not drift.
+float logProbability(const float * logits, int32_t nVocab, llama_token target) {
+    float maxLogit = -std::numeric_limits<float>::infinity();
+    for (int32_t t = 0; t < nVocab; t++) maxLogit = std::max(maxLogit, logits[t]);
+    double sum = 0;
+    for (int32_t t = 0; t < nVocab; t++) sum += std::exp(static_cast<double>(logits[t] - maxLogit));
+    return static_cast<float>(logits[target] - maxLogit - std::log(sum));
 }
 
 }  // namespace
@@ -123,6 +133,7 @@ void Context::run(Job & job) {
     const int32_t nVocab = llama_vocab_n_tokens(model_->vocab());
     job.argmax.resize(job.outputs == Outputs::None ? 0 : n);
     job.margins.resize(job.outputs == Outputs::Margins ? n : 0);
+    job.logprobs.resize(job.outputs == Outputs::LogProbs ? n : 0);
     job.error.clear();
     for (int32_t offset = 0; offset < n; offset += nBatch_) {
         const int32_t m = std::min(nBatch_, n - offset);
@@ -142,9 +153,11 @@ void Context::run(Job & job) {
             return;
         }
         for (int32_t i = 0; i < m && job.outputs != Outputs::None; i++) {
-            Top2 best = top2(llama_get_logits_ith(ctx_, i), nVocab);
+            const float * logits = llama_get_logits_ith(ctx_, i);
+            Top2 best = top2(logits, nVocab);
             job.argmax[offset + i] = best.token;
             if (job.outputs == Outputs::Margins) job.margins[offset + i] = best.margin;
+            if (job.outputs == Outputs::LogProbs) job.logprobs[offset + i] = logProbability(logits, nVocab, job.targets[offset + i]);
         }
     }
 }
@@ -166,6 +179,11 @@ void Context::finish(Napi::Env env) {
             std::copy(job_.margins.begin(), job_.margins.end(), margins.Data());
             out.Set("margins", margins);
         }
+        if (job_.outputs == Outputs::LogProbs) {
+            Napi::Float32Array logprobs = Napi::Float32Array::New(env, job_.logprobs.size());
+            std::copy(job_.logprobs.begin(), job_.logprobs.end(), logprobs.Data());
+            out.Set("logprobs", logprobs);
+        }
         deferred->Resolve(out);
     }
     if (disposeRequested_) free();
@@ -177,7 +195,8 @@ llama_context * Context::live(Napi::Env env) const {
     return ctx_;
 }
 
-// decode(tokens: Int32Array, startPosition, outputs: "argmax" | "margins" | "none") -> Promise<{ argmax, margins? }>
+// decode(tokens: Int32Array, startPosition, outputs: "argmax" | "margins" | "logprobs" | "none", targets?: Int32Array)
+//   -> Promise<{ argmax, margins?, logprobs? }>; logprobs[i] is log p(targets[i]) at position startPosition + i.
 Napi::Value Context::Decode(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     llama_context * ctx = live(env);
@@ -200,7 +219,17 @@ Napi::Value Context::Decode(const Napi::CallbackInfo & info) {
     job_.tokens.assign(ids, ids + n);
     job_.start = static_cast<llama_pos>(start);
     const std::string outputs = info[2].ToString().Utf8Value();
-    job_.outputs = outputs == "none" ? Outputs::None : outputs == "margins" ? Outputs::Margins : Outputs::Argmax;
+    job_.outputs = outputs == "none" ? Outputs::None : outputs == "margins" ? Outputs::Margins : outputs == "logprobs" ? Outputs::LogProbs : Outputs::Argmax;
+    if (job_.outputs == Outputs::LogProbs) {
+        if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || info[3].As<Napi::Int32Array>().ElementLength() != static_cast<size_t>(n)) {
+            throw Napi::TypeError::New(env, "decode(tokens, startPosition, \"logprobs\", targets: Int32Array of the same length)");
+        }
+        const llama_token * targets = info[3].As<Napi::Int32Array>().Data();
+        for (int64_t i = 0; i < n; i++) {
+            if (targets[i] < 0 || targets[i] >= nVocab) throw Napi::RangeError::New(env, "target token id " + std::to_string(targets[i]) + " is out of range");
+        }
+        job_.targets.assign(targets, targets + n);
+    }
     deferred_ = std::make_unique<Napi::Promise::Deferred>(env);
     Napi::Promise promise = deferred_->Promise();
     busy_ = true;

@@ -5,8 +5,11 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { CllmError } from '../engine/errors.js';
 import { benchCommand } from './bench.js';
+import { collectCommand } from './collect.js';
+import { evalCommand } from './eval.js';
 import { infoCommand } from './info.js';
 import { runCommand } from './run.js';
+import { trainCommand } from './train.js';
 import { fail } from './shared.js';
 
 /** Commander's "error: ..." becomes one line in cllm's own style. */
@@ -29,7 +32,7 @@ const program = new Command('cllm')
   .exitOverride()
   .configureOutput({ outputError: usageError });
 
-for (const command of [runCommand(), benchCommand(), infoCommand()]) {
+for (const command of [runCommand(), benchCommand(), infoCommand(), collectCommand(), trainCommand(), evalCommand()]) {
   program.addCommand(command.exitOverride().configureOutput({ outputError: usageError }));
 }
 

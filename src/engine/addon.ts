@@ -36,11 +36,15 @@ export interface RawModel {
 export interface RawDecodeResult {
   argmax: Int32Array;
   margins?: Float32Array;
+  logprobs?: Float32Array;
 }
 
 export interface RawContext {
-  /** outputs: 'argmax' per position, 'margins' (argmax and top-2 margin), or 'none' (fill the cache only). */
-  decode(tokens: Int32Array, startPosition: number, outputs: 'argmax' | 'margins' | 'none'): Promise<RawDecodeResult>;
+  /**
+   * outputs: 'argmax' per position, 'margins' (argmax and top-2 margin), 'logprobs' (argmax and the log-probability
+   * of targets[i] at position i), or 'none' (fill the cache only).
+   */
+  decode(tokens: Int32Array, startPosition: number, outputs: 'argmax' | 'margins' | 'logprobs' | 'none', targets?: Int32Array): Promise<RawDecodeResult>;
   rollback(position: number): void;
   size(): number;
   cachedTokens(): number;

@@ -54,13 +54,19 @@ export class Context implements Evaluator {
     await this.run(tokens, start, 'none');
   }
 
-  private async run(tokens: ArrayLike<number>, start: number, outputs: 'argmax' | 'margins' | 'none'): Promise<DecodeResult> {
+  /** Evaluates tokens like decode and returns, at each position i, the natural log-probability of targets[i]. */
+  async logProbabilities(tokens: ArrayLike<number>, start: number, targets: ArrayLike<number>): Promise<Float32Array> {
+    const result = await this.run(tokens, start, 'logprobs', Int32Array.from(targets));
+    return result.logprobs!;
+  }
+
+  private async run(tokens: ArrayLike<number>, start: number, outputs: 'argmax' | 'margins' | 'logprobs' | 'none', targets?: Int32Array): Promise<DecodeResult & { logprobs?: Float32Array }> {
     const block = tokens instanceof Int32Array ? tokens : Int32Array.from(tokens);
     if (start + block.length > this.size) {
       throw new CllmError(`the context is full: ${start + block.length} tokens exceed the context size of ${this.size}`);
     }
     try {
-      return await this.context.decode(block, start, outputs);
+      return await this.context.decode(block, start, outputs, targets);
     } catch (err) {
       throw new CllmError((err as Error).message);
     }

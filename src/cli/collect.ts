@@ -1,0 +1,168 @@
+// cllm collect: Jacobi trajectories of a base model on a prompt file, as JSONL, for `cllm train`.
+import chalk from 'chalk';
+import cliProgress from 'cli-progress';
+import { Command } from 'commander';
+import { closeSync, existsSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
+import { basename } from 'node:path';
+import { collectPrompt, CollectInterrupted, isRepetitive, type TrajectoryRecord } from '../engine/collect.js';
+import { CllmError } from '../engine/errors.js';
+import type { Model } from '../engine/model.js';
+import { parsePromptFile } from '../engine/prompts.js';
+import { promptTokens } from './run.js';
+import { checkBlock, checkBlockFits, integer, interruptible, loadModel, modelOptions, positiveInteger, warnAboutContext } from './shared.js';
+
+interface CollectFlags {
+  model?: string;
+  prompts: string;
+  output: string;
+  block: number;
+  maxTokens: number;
+  limit?: number;
+  resume?: boolean;
+  seed: number;
+  verify: boolean;
+  ctx?: number;
+  threads?: number;
+  gpuLayers?: number;
+  verbose?: boolean;
+}
+
+export function collectCommand(): Command {
+  return modelOptions(new Command('collect').description('write Jacobi trajectories of a model on a prompt file (JSONL), the training data of `cllm train`'))
+    .requiredOption('--prompts <file>', 'prompts: JSONL ({"prompt": ...} a line) or plain text (one a line)')
+    .requiredOption('-o, --output <file>', 'trajectory file to write (JSONL, one block a line)')
+    .option('-n, --block <n>', 'tokens in a Jacobi block', positiveInteger('--block'), 16)
+    .option('--max-tokens <n>', 'tokens to generate per prompt (rounded up to whole blocks)', positiveInteger('--max-tokens'), 256)
+    .option('--limit <n>', 'use only the first n prompts', positiveInteger('--limit'))
+    .option('--resume', 'continue an interrupted run: keep the prompts already in the output file')
+    .option('--seed <n>', 'seed of the random start of each block', integer('--seed'), 0)
+    .option('--no-verify', 'skip the check of every fixed point against greedy autoregressive decoding')
+    .action(async (flags: CollectFlags) => {
+      const prompts = readPrompts(flags.prompts).slice(0, flags.limit);
+      const done = flags.resume ? resumePoint(flags.output, flags.block) : refuseOverwrite(flags.output);
+      const model = await loadModel(flags);
+      try {
+        await collect(model, prompts, done, flags);
+      } finally {
+        model.dispose();
+      }
+    });
+}
+
+function readPrompts(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new CllmError(`cannot read the prompt file ${file}`);
+  }
+  try {
+    return parsePromptFile(text, basename(file)).map((p, i) => {
+      if ('prompt' in p) return p.prompt;
+      throw new SyntaxError(`${file}: prompt ${i + 1} is a chat; collect takes plain prompts ({"prompt": "..."})`);
+    });
+  } catch (err) {
+    throw new CllmError((err as Error).message);
+  }
+}
+
+function refuseOverwrite(output: string): Set<number> {
+  if (existsSync(output)) throw new CllmError(`${output} exists: pass --resume to continue it, or remove it to start over`);
+  return new Set();
+}
+
+/**
+ * The prompts an interrupted run already wrote. Records are written a whole prompt at a time, so only a
+ * last line cut by a crash can be incomplete; it is cut off.
+ */
+function resumePoint(output: string, block: number): Set<number> {
+  const done = new Set<number>();
+  if (!existsSync(output)) return done;
+  const text = readFileSync(output, 'utf8');
+  let validBytes = 0;
+  // Every complete line ends in a newline; whatever follows the last one is a cut line.
+  const lines = text.split('\n').slice(0, -1);
+  for (const [i, line] of lines.entries()) {
+    let record: Partial<TrajectoryRecord>;
+    try {
+      record = JSON.parse(line);
+    } catch {
+      throw new CllmError(`${output}:${i + 1}: not valid JSON, so it cannot be resumed`);
+    }
+    const id = /^data_(\d+)$/.exec(String(record.data_id));
+    if (!id || !Array.isArray(record.answer_trajectory_ids)) throw new CllmError(`${output}:${i + 1}: not a trajectory record`);
+    if (record.answer_trajectory_ids[0]?.length !== block) {
+      throw new CllmError(`${output} was collected with blocks of ${record.answer_trajectory_ids[0]?.length}, not --block ${block}`);
+    }
+    done.add(Number(id[1]));
+    validBytes += Buffer.byteLength(line) + 1;
+  }
+  if (validBytes < Buffer.byteLength(text)) truncateSync(output, validBytes);
+  return done;
+}
+
+async function collect(model: Model, prompts: string[], done: Set<number>, flags: CollectFlags): Promise<void> {
+  warnAboutContext(model, flags);
+  checkBlock(model, flags.block);
+  const context = model.createContext({ contextSize: flags.ctx, threads: flags.threads });
+  checkBlockFits(flags.block, context.size);
+  const todo = prompts.map((text, id) => ({ text, id })).filter((p) => !done.has(p.id));
+  const out = openSync(flags.output, 'a');
+  const interrupt = interruptible();
+  const bar = process.stderr.isTTY
+    ? new cliProgress.SingleBar(
+        { stream: process.stderr, format: 'collect {bar} {value}/{total} prompts | {blocks} blocks | {eta_formatted} left', hideCursor: true, clearOnComplete: true },
+        cliProgress.Presets.shades_classic,
+      )
+    : undefined;
+  const totals = { prompts: 0, blocks: 0, dropped: 0, states: 0, tokens: 0, mismatches: 0, tooLong: 0 };
+  const t0 = performance.now();
+  bar?.start(todo.length, 0, { blocks: 0 });
+  let interrupted = false;
+  try {
+    for (const { text, id } of todo) {
+      const tokens = promptTokens(model, [{ role: 'user', content: text }], { raw: true });
+      if (tokens.length + flags.block > context.size) {
+        totals.tooLong++;
+        bar?.increment();
+        continue;
+      }
+      let result;
+      try {
+        result = await collectPrompt(context, tokens, id, { block: flags.block, maxTokens: flags.maxTokens, seed: flags.seed, verify: flags.verify, signal: interrupt.signal });
+      } catch (err) {
+        if (err instanceof CollectInterrupted) {
+          interrupted = true;
+          break;
+        }
+        throw err;
+      }
+      const kept = result.records.filter((r) => !isRepetitive(r.teacher_output_ids, (t) => model.isEndOfGeneration(t)));
+      // One write per prompt: an interrupted run leaves whole prompts, which --resume recognises.
+      if (kept.length) writeSync(out, kept.map((r) => JSON.stringify(r)).join('\n') + '\n');
+      totals.prompts++;
+      totals.blocks += kept.length;
+      totals.dropped += result.records.length - kept.length;
+      totals.states += result.iterations;
+      totals.tokens += result.records.length * flags.block;
+      totals.mismatches += result.mismatches;
+      bar?.increment({ blocks: totals.blocks });
+    }
+  } finally {
+    bar?.stop();
+    interrupt.release();
+    closeSync(out);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const blocksDone = totals.blocks + totals.dropped;
+  const lines = [
+    `${interrupted ? chalk.yellow('interrupted: ') : ''}${totals.prompts} prompts${done.size ? ` (plus ${done.size} from before)` : ''}, ${totals.tokens} tokens in ${seconds.toFixed(1)} s`,
+    `${totals.blocks} blocks written to ${flags.output}, ${totals.dropped} dropped as repetitive (one token 10 times in a row)`,
+    `${totals.states} states, ${blocksDone ? (totals.states / blocksDone).toFixed(2) : '-'} iterations per block of ${flags.block}`,
+    flags.verify ? (totals.mismatches ? chalk.red(`${totals.mismatches} fixed-point tokens differ from greedy decoding`) : 'every fixed point equals greedy decoding') : 'fixed points not verified (--no-verify)',
+  ];
+  if (totals.tooLong) lines.push(chalk.yellow(`${totals.tooLong} prompts skipped: longer than the context (raise --ctx)`));
+  process.stderr.write(lines.join('\n') + '\n');
+  if (interrupted) process.exitCode = 130;
+  else if (totals.mismatches) process.exitCode = 1;
+}

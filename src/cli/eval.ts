@@ -1,0 +1,83 @@
+// cllm eval: held-out loss (nats per token) and perplexity of a model on a text file.
+import chalk from 'chalk';
+import cliProgress from 'cli-progress';
+import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { CllmError } from '../engine/errors.js';
+import { documentLoss, splitDocuments, type TextLoss } from '../engine/perplexity.js';
+import { interruptible, loadModel, modelOptions, positiveInteger, warnAboutContext } from './shared.js';
+
+interface EvalFlags {
+  model?: string;
+  text: string;
+  limit?: number;
+  json?: boolean;
+  ctx?: number;
+  threads?: number;
+  gpuLayers?: number;
+  verbose?: boolean;
+}
+
+export function evalCommand(): Command {
+  return modelOptions(new Command('eval').description('held-out loss: mean negative log-likelihood (nats/token) and perplexity of a text'))
+    .requiredOption('--text <file>', 'text to score: documents separated by the byte 0x1E, or one document')
+    .option('--limit <n>', 'score only the first n documents', positiveInteger('--limit'))
+    .option('--json', 'print one JSON object')
+    .action(async (flags: EvalFlags) => {
+      let text: string;
+      try {
+        text = readFileSync(flags.text, 'utf8');
+      } catch {
+        throw new CllmError(`cannot read the text file ${flags.text}`);
+      }
+      const documents = splitDocuments(text).slice(0, flags.limit);
+      if (documents.length === 0) throw new CllmError(`${flags.text} has no text to score`);
+      const model = await loadModel(flags);
+      try {
+        warnAboutContext(model, flags);
+        const context = model.createContext({ contextSize: flags.ctx, threads: flags.threads });
+        const interrupt = interruptible();
+        const bar = process.stderr.isTTY
+          ? new cliProgress.SingleBar({ stream: process.stderr, format: 'eval {bar} {value}/{total} documents | {eta_formatted} left', hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic)
+          : undefined;
+        const loss: TextLoss = { nats: 0, tokens: 0, documents: 0 };
+        const t0 = performance.now();
+        bar?.start(documents.length, 0);
+        try {
+          for (const document of documents) {
+            if (interrupt.signal.aborted) break;
+            const scored = await documentLoss(context, Array.from(model.tokenize(document)));
+            loss.nats += scored.nats;
+            loss.tokens += scored.tokens;
+            loss.documents++;
+            bar?.increment();
+          }
+        } finally {
+          bar?.stop();
+          interrupt.release();
+        }
+        const interrupted = loss.documents < documents.length;
+        const natsPerToken = loss.tokens ? loss.nats / loss.tokens : NaN;
+        const result = {
+          model: model.info.path,
+          text: flags.text,
+          documents: loss.documents,
+          tokens: loss.tokens,
+          natsPerToken,
+          perplexity: Math.exp(natsPerToken),
+          contextSize: context.size,
+          seconds: (performance.now() - t0) / 1000,
+          interrupted,
+        };
+        if (flags.json) {
+          process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+        } else {
+          if (interrupted) process.stdout.write(chalk.yellow(`interrupted: scored ${loss.documents} of ${documents.length} documents\n`));
+          process.stdout.write(`${natsPerToken.toFixed(4)} nats/token, perplexity ${result.perplexity.toFixed(3)} over ${loss.tokens} tokens of ${loss.documents} documents (${result.seconds.toFixed(1)} s)\n`);
+        }
+        if (interrupted) process.exitCode = 130;
+      } finally {
+        model.dispose();
+      }
+    });
+}

@@ -1,0 +1,140 @@
+"""Fine-tunes a llama GGUF into a Consistency LLM on Jacobi trajectories, and writes a GGUF back.
+
+    python train/train.py --base BASE.gguf --data trajectories.jsonl -o cllm.gguf [--steps N] [--lr X]
+
+The loss is the CLLM paper's global consistency loss plus ar_weight times the autoregressive loss on the
+fixed points (the base model's own greedy output), which keeps the model's quality.
+"""
+import argparse
+import math
+import os
+import random
+import signal
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from data import DataError, batches, load_records, make_batch  # noqa: E402
+from gguf_io import GGUFError, load_model, write_model  # noqa: E402
+from losses import ar_loss, consistency_loss, consistency_mask  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="cllm train", description=__doc__.split("\n")[1])
+    p.add_argument("--base", required=True, help="the base model, a llama GGUF")
+    p.add_argument("--data", required=True, help="trajectories from `cllm collect` (JSONL)")
+    p.add_argument("-o", "--output", required=True, help="the GGUF to write")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--batch", type=int, default=16, help="records per step")
+    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
+    p.add_argument("--warmup", type=int, default=None, help="warmup steps (default: 5%% of --steps)")
+    p.add_argument("--ar-weight", type=float, default=10.0, help="weight of the AR loss against the consistency loss")
+    p.add_argument("--context", type=int, default=128, help="tokens of text before a block that a training example keeps")
+    p.add_argument("--states", type=int, default=4, help="trajectory states trained per record and step (they share its context)")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--clip", type=float, default=1.0, help="gradient norm clipping")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    for name in ("steps", "batch", "context", "states"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be a positive integer")
+    if args.lr <= 0 or args.ar_weight < 0:
+        p.error("--lr must be positive and --ar-weight not negative")
+    if not os.access(os.path.dirname(os.path.abspath(args.output)), os.W_OK):
+        p.error(f"cannot write {args.output}: its folder does not exist or is not writable")
+    return args
+
+
+def learning_rate(step, args, warmup):
+    """Linear warmup, then cosine decay to a tenth of the peak."""
+    if step < warmup:
+        return args.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, args.steps - warmup)
+    return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train_step(model, batch, ar_weight, autocast):
+    """The CLLM loss on one packed batch: consistency + ar_weight * AR."""
+    tokens, context, n, k = batch["tokens"], batch["context"], batch["n"], batch["k"]
+    with autocast:
+        logits = model(tokens, batch["positions"], batch["mask"])
+    blocks = tokens[:, context:].unflatten(1, (1 + k, n))
+    block_logits = logits[:, context:].unflatten(1, (1 + k, n))[:, :, : n - 1]
+    mask = consistency_mask(blocks[:, 1:], blocks[:, 0])
+    consistency = consistency_loss(block_logits[:, 1:], block_logits[:, 0], mask)
+    ar = ar_loss(logits, tokens, batch["teacher"])
+    return consistency + ar_weight * ar, consistency, ar
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(args.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise GGUFError("--device cuda: this torch build sees no CUDA device")
+    # bf16 on CUDA, as the paper trains; float32 on CPU, where bf16 is slow and less exact.
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+    model, reader = load_model(args.base)
+    records = load_records(args.data, model.cfg.vocab_size)
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=args.weight_decay)
+    warmup = args.warmup if args.warmup is not None else max(1, args.steps // 20)
+    print(f"training {args.base} on {len(records)} trajectories ({args.data}): {args.steps} steps of {args.batch}, "
+          f"lr {args.lr:g}, AR weight {args.ar_weight:g}, context {args.context}, {device.type}", file=sys.stderr, flush=True)
+
+    t0 = time.time()
+    tokens = 0
+    stream = batches(records, args.batch, args.seed)
+    for step in range(args.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, args, warmup)
+        batch, rng = next(stream)
+        packed = make_batch(batch, args.context, args.states, rng, device)
+        loss, consistency, ar = train_step(model, packed, args.ar_weight, autocast)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+        optimizer.step()
+        tokens += int((packed["positions"] > 0).sum())
+        if step % 10 == 0 or step == args.steps - 1:
+            elapsed = time.time() - t0
+            eta = elapsed / (step + 1) * (args.steps - step - 1)
+            print(f"step {step + 1}/{args.steps} | consistency {consistency.item():.4f} | ar {ar.item():.4f} | "
+                  f"lr {optimizer.param_groups[0]['lr']:.2e} | {tokens / elapsed:.0f} tok/s | {eta / 60:.1f} min left",
+                  file=sys.stderr, flush=True)
+
+    model.cpu().eval()
+    write_model(model, reader, args.output)
+    elapsed = time.time() - t0
+    print(f"wrote {args.output}: {args.steps} steps, {len(records)} trajectories, {tokens} tokens "
+          f"in {elapsed / 60:.1f} min", file=sys.stderr, flush=True)
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        main()
+    except (GGUFError, DataError) as err:
+        print(f"cllm: {err}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        # write_model writes to a temporary file and renames it, so nothing half-made is left behind.
+        print("cllm: interrupted: nothing was written", file=sys.stderr)
+        sys.exit(130)
