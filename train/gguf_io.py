@@ -63,8 +63,10 @@ def load_model(path):
     """Returns (model, reader): the model in float32, and the reader that write_model copies metadata from."""
     try:
         reader = GGUFReader(path)
-    except (ValueError, OSError) as err:
-        raise GGUFError(f"cannot read {path} as GGUF: {err}")
+    except OSError as err:
+        raise GGUFError(f"cannot read {path}: {err.strerror}")
+    except ValueError as err:
+        raise GGUFError(f"{path} is not a valid GGUF file: {err}")
     cfg = read_config(reader)
     model = Llama(cfg)
     params = dict(model.named_parameters())
