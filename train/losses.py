@@ -25,8 +25,23 @@ def consistency_loss(state_logits, fixed_point_logits, mask):
     return per_position[mask].mean()
 
 
+def predicting(sequence):
+    """Positions whose logits predict a next token of the sequence: (batch, time) bool, True on one contiguous
+    run per row -> (batch, time - 1)."""
+    return sequence[:, :-1] & sequence[:, 1:]
+
+
 def ar_loss(logits, tokens, sequence, label_smoothing=0.1):
     """Next-token cross-entropy with label smoothing: logits[:, j] against tokens[:, j + 1], wherever both
-    tokens belong to the sequence (sequence: (batch, time) bool, True on one contiguous run per row)."""
-    targets = tokens[:, 1:].masked_fill(~(sequence[:, :-1] & sequence[:, 1:]), -100)
+    tokens belong to the sequence."""
+    targets = tokens[:, 1:].masked_fill(~predicting(sequence), -100)
     return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=-100, label_smoothing=label_smoothing)
+
+
+def base_kl_loss(logits, base_logits, sequence):
+    """KL(base || model) of the next-token distributions over the sequence: keeps the model's whole
+    distribution where the base had it, where the AR loss on greedy output sharpens it toward the argmax."""
+    where = predicting(sequence)
+    log_model = F.log_softmax(logits[:, :-1][where].float(), dim=-1)
+    log_base = F.log_softmax(base_logits[:, :-1][where].detach().float(), dim=-1)
+    return F.kl_div(log_model, log_base, log_target=True, reduction="batchmean")

@@ -6,6 +6,7 @@ The loss is the CLLM paper's global consistency loss plus ar_weight times the au
 fixed points (the base model's own greedy output), which keeps the model's quality.
 """
 import argparse
+import copy
 import math
 import os
 import random
@@ -19,7 +20,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from data import DataError, batches, load_records, make_batch  # noqa: E402
 from gguf_io import GGUFError, load_model, write_model  # noqa: E402
-from losses import ar_loss, consistency_loss, consistency_mask  # noqa: E402
+from losses import ar_loss, base_kl_loss, consistency_loss, consistency_mask  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -32,6 +33,9 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
     p.add_argument("--warmup", type=int, default=None, help="warmup steps (default: 5%% of --steps)")
     p.add_argument("--ar-weight", type=float, default=10.0, help="weight of the AR loss against the consistency loss")
+    p.add_argument("--ar-target", choices=("teacher", "base"), default="teacher",
+                   help="teacher: cross-entropy on the teacher output, as the paper; base: KL from the frozen base model's distribution")
+    p.add_argument("--label-smoothing", type=float, default=0.1, help="of the AR loss on the teacher output")
     p.add_argument("--context", type=int, default=128, help="tokens of text before a block that a training example keeps")
     p.add_argument("--states", type=int, default=4, help="trajectory states trained per record and step (they share its context)")
     p.add_argument("--weight-decay", type=float, default=0.0)
@@ -43,8 +47,8 @@ def parse_args(argv=None):
     for name in ("steps", "batch", "context", "states"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be a positive integer")
-    if args.lr <= 0 or args.ar_weight < 0:
-        p.error("--lr must be positive and --ar-weight not negative")
+    if args.lr <= 0 or args.ar_weight < 0 or not 0 <= args.label_smoothing < 1:
+        p.error("--lr must be positive, --ar-weight not negative, and --label-smoothing in [0, 1)")
     if not os.access(os.path.dirname(os.path.abspath(args.output)), os.W_OK):
         p.error(f"cannot write {args.output}: its folder does not exist or is not writable")
     return args
@@ -58,16 +62,24 @@ def learning_rate(step, args, warmup):
     return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train_step(model, batch, ar_weight, autocast):
-    """The CLLM loss on one packed batch: consistency + ar_weight * AR."""
+def train_step(model, base, batch, ar_weight, label_smoothing, autocast):
+    """The CLLM loss on one packed batch: consistency + ar_weight * AR (against the frozen base, if given)."""
     tokens, context, n, k = batch["tokens"], batch["context"], batch["n"], batch["k"]
     with autocast:
         logits = model(tokens, batch["positions"], batch["mask"])
+        if base is not None:
+            teacher = context + n  # the base only needs the context and fixed point
+            with torch.no_grad():
+                base_logits = base(tokens[:, :teacher], batch["positions"][:, :teacher], batch["mask"][:, :teacher, :teacher])
     blocks = tokens[:, context:].unflatten(1, (1 + k, n))
     block_logits = logits[:, context:].unflatten(1, (1 + k, n))[:, :, : n - 1]
     mask = consistency_mask(blocks[:, 1:], blocks[:, 0])
     consistency = consistency_loss(block_logits[:, 1:], block_logits[:, 0], mask)
-    ar = ar_loss(logits, tokens, batch["teacher"])
+    if base is None:
+        ar = ar_loss(logits, tokens, batch["teacher"], label_smoothing)
+    else:
+        teacher = context + n
+        ar = base_kl_loss(logits[:, :teacher], base_logits, batch["teacher"][:, :teacher])
     return consistency + ar_weight * ar, consistency, ar
 
 
@@ -90,10 +102,11 @@ def main(argv=None):
     model, reader = load_model(args.base)
     records = load_records(args.data, model.cfg.vocab_size)
     model.to(device).train()
+    base = copy.deepcopy(model).eval().requires_grad_(False) if args.ar_target == "base" else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=args.weight_decay)
     warmup = args.warmup if args.warmup is not None else max(1, args.steps // 20)
     print(f"training {args.base} on {len(records)} trajectories ({args.data}): {args.steps} steps of {args.batch}, "
-          f"lr {args.lr:g}, AR weight {args.ar_weight:g}, context {args.context}, {device.type}", file=sys.stderr, flush=True)
+          f"lr {args.lr:g}, AR weight {args.ar_weight:g} ({args.ar_target}), context {args.context}, {device.type}", file=sys.stderr, flush=True)
 
     t0 = time.time()
     tokens = 0
@@ -103,7 +116,7 @@ def main(argv=None):
             group["lr"] = learning_rate(step, args, warmup)
         batch, rng = next(stream)
         packed = make_batch(batch, args.context, args.states, rng, device)
-        loss, consistency, ar = train_step(model, packed, args.ar_weight, autocast)
+        loss, consistency, ar = train_step(model, base, packed, args.ar_weight, args.label_smoothing, autocast)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)

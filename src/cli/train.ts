@@ -18,6 +18,8 @@ interface TrainFlags {
   lr?: number;
   warmup?: number;
   arWeight?: number;
+  arTarget?: string;
+  labelSmoothing?: number;
   context?: number;
   states?: number;
   device?: string;
@@ -52,6 +54,8 @@ export function trainCommand(): Command {
     .option('--lr <x>', 'peak learning rate of AdamW, cosine schedule (default 1e-4)', positiveNumber('--lr'))
     .option('--warmup <n>', 'warmup steps (default: 5% of --steps)', integer('--warmup'))
     .option('--ar-weight <x>', 'weight of the AR loss against the consistency loss (default 10)', nonNegativeNumber('--ar-weight'))
+    .addOption(new Option('--ar-target <name>', "the AR loss: teacher (cross-entropy on the teacher output, the paper's) or base (KL from the frozen base model) (default teacher)").choices(['teacher', 'base']))
+    .option('--label-smoothing <x>', 'label smoothing of the AR loss on the teacher output (default 0.1)', nonNegativeNumber('--label-smoothing'))
     .option('--context <n>', 'tokens of text before a block kept in a training example (default 128)', positiveInteger('--context'))
     .option('--states <n>', 'trajectory states trained per record and step (default 4)', positiveInteger('--states'))
     .addOption(new Option('--device <name>', 'where to train (default auto: CUDA when available)').choices(['auto', 'cpu', 'cuda']))
@@ -64,7 +68,7 @@ export function trainCommand(): Command {
       const python = findPython();
       const args = [`${trainDir}train.py`, '--base', flags.base, '--data', flags.data, '--output', flags.output];
       const passed: [string, unknown][] = [
-        ['--steps', flags.steps], ['--batch', flags.batch], ['--lr', flags.lr], ['--warmup', flags.warmup], ['--ar-weight', flags.arWeight],
+        ['--steps', flags.steps], ['--batch', flags.batch], ['--lr', flags.lr], ['--warmup', flags.warmup], ['--ar-weight', flags.arWeight], ['--ar-target', flags.arTarget], ['--label-smoothing', flags.labelSmoothing],
         ['--context', flags.context], ['--states', flags.states], ['--device', flags.device], ['--threads', flags.threads], ['--seed', flags.seed],
       ];
       for (const [name, value] of passed) if (value !== undefined) args.push(name, String(value));

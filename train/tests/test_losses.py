@@ -6,7 +6,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from losses import ar_loss, consistency_loss, consistency_mask  # noqa: E402
+from losses import ar_loss, base_kl_loss, consistency_loss, consistency_mask  # noqa: E402
 
 
 def test_mask_counts_from_the_logit_that_predicts_the_first_wrong_token():
@@ -61,3 +61,15 @@ def test_ar_loss_counts_next_tokens_inside_the_sequence_with_label_smoothing():
     assert torch.allclose(loss, (right + wrong) / 2)
     smoothed = ar_loss(torch.zeros(1, 5, vocab), tokens, sequence, label_smoothing=0.1)
     assert math.isclose(smoothed.item(), math.log(vocab), rel_tol=1e-6)
+
+
+def test_base_kl_is_zero_for_the_base_itself_and_counts_only_the_sequence():
+    sequence = torch.tensor([[False, True, True, True, False]])
+    base = torch.randn(1, 5, 7)
+    assert base_kl_loss(base.clone(), base, sequence).abs().item() < 1e-6
+    changed = base.clone()
+    changed[0, 0] += 3.0  # padding: not counted
+    changed[0, 3] += 3.0  # the last token of the sequence predicts past it: not counted
+    assert base_kl_loss(changed, base, sequence).abs().item() < 1e-6
+    changed[0, 2, 1] += 3.0
+    assert base_kl_loss(changed, base, sequence).item() > 0.01
