@@ -29,10 +29,10 @@ describe('collectPrompt', () => {
   it('records every state from the random start to the fixed point, which is the greedy continuation', async () => {
     const model = new FakeModel(lastTwo);
     const prompt = [5, 9, 12, 3];
-    const { records, iterations, mismatches, stopReason } = await collectPrompt(model, prompt, 7, { block: 4, maxTokens: 10, seed: 1, verify: true });
+    const { records, iterations, divergence, stopReason } = await collectPrompt(model, prompt, 7, { block: 4, maxTokens: 10, seed: 1, verify: true });
     expect(records).toHaveLength(3); // ceil(10 / 4) blocks
     expect(stopReason).toBe('length');
-    expect(mismatches).toBe(0);
+    expect(divergence).toBeUndefined();
     const greedy = model.greedy(prompt, 12);
     expect(records[2].complete_teacher_output_ids).toEqual([...prompt, ...greedy]);
     let text = [...prompt];

@@ -37,8 +37,8 @@ export interface PromptTrajectories {
   records: TrajectoryRecord[];
   /** Forward passes over all blocks: the number of states recorded. */
   iterations: number;
-  /** Tokens of the fixed points that differ from greedy autoregressive output (0 unless verify found some). */
-  mismatches: number;
+  /** Index in the output of the first token where the fixed points differ from greedy decoding (verify only). */
+  divergence?: number;
   stopReason: 'eos' | 'length' | 'context';
 }
 
@@ -89,7 +89,7 @@ export async function collectPrompt(evaluator: Evaluator, prompt: readonly numbe
   }
 
   const complete = [...sequence.tokens];
-  let mismatches = 0;
+  let divergence: number | undefined;
   if (options.verify) {
     const output = complete.slice(prompt.length);
     sequence.reset();
@@ -99,7 +99,8 @@ export async function collectPrompt(evaluator: Evaluator, prompt: readonly numbe
     // Greedy decoding stops at EOS while a block runs past it; compare up to and including the first EOS.
     const eos = output.findIndex((t) => evaluator.isEndOfGeneration(t));
     const compared = eos >= 0 ? eos + 1 : output.length;
-    for (let i = 0; i < compared; i++) if (greedy.tokens[i] !== output[i]) mismatches++;
+    const first = output.slice(0, compared).findIndex((t, i) => t !== greedy.tokens[i]);
+    if (first >= 0) divergence = first;
   }
 
   const records = blocks.map(({ promptIds, states }, k) => ({
@@ -111,7 +112,7 @@ export async function collectPrompt(evaluator: Evaluator, prompt: readonly numbe
     teacher_output_ids: [...promptIds, ...states[states.length - 1]],
     complete_teacher_output_ids: complete,
   }));
-  return { records, iterations, mismatches, stopReason };
+  return { records, iterations, divergence, stopReason };
 }
 
 /**
