@@ -4,7 +4,7 @@ import random
 
 import torch
 
-REQUIRED = ("data_id", "prompt_ids", "answer_trajectory_ids", "teacher_output_ids")
+REQUIRED = ("data_id", "prompt_ids_len", "prompt_ids", "answer_trajectory_ids", "teacher_output_ids")
 
 
 class DataError(Exception):
@@ -12,7 +12,8 @@ class DataError(Exception):
 
 
 def load_records(path, vocab_size):
-    """Every record with at least one state before its fixed point, checked against the model's vocabulary."""
+    """Every record with at least one state before its fixed point, as (prompt_ids, states, prompt length),
+    checked against the model's vocabulary."""
     records = []
     try:
         lines = open(path, encoding="utf-8")
@@ -32,14 +33,16 @@ def load_records(path, vocab_size):
             missing = [key for key in REQUIRED if key not in record]
             if missing:
                 raise DataError(f"{where}: missing field {missing[0]}")
-            prompt, states = record["prompt_ids"], record["answer_trajectory_ids"]
+            prompt, states, prompt_len = record["prompt_ids"], record["answer_trajectory_ids"], record["prompt_ids_len"]
             if not _ids(prompt) or not isinstance(states, list) or not states or not all(_ids(s) and len(s) == len(states[0]) for s in states):
                 raise DataError(f"{where}: prompt_ids and answer_trajectory_ids must be token id lists, the states of one length")
+            if not isinstance(prompt_len, int) or not 0 < prompt_len <= len(prompt):
+                raise DataError(f"{where}: prompt_ids_len must be a length within prompt_ids")
             largest = max(max(prompt), *(max(s) for s in states))
             if largest >= vocab_size:
                 raise DataError(f"{where}: token id {largest} is out of range for the base model's vocabulary of {vocab_size}: were these trajectories collected with another model?")
             if len(states) > 1:
-                records.append((prompt, states))
+                records.append((prompt, states, prompt_len))
     if not records:
         raise DataError(f"{path}: no record with a state before its fixed point")
     return records
@@ -49,31 +52,39 @@ def _ids(value):
     return isinstance(value, list) and len(value) > 0 and all(isinstance(t, int) and t >= 0 for t in value)
 
 
-def make_batch(records, context, states_per_record, rng, device):
+def make_batch(records, context, states_per_record, rng, device, replay=0):
     """One step's examples, packed so that a record's context is evaluated once for all its blocks.
 
-    Each row is [padding, context, fixed point, state 1, ..., state k]: the context is the record's
-    prompt_ids cut to its last `context` tokens (the first, BOS, kept: the model attends to it everywhere),
-    left-padded; the fixed point and k random non-final states each attend to the context and causally to
-    themselves, at the positions that follow the context, as if each came right after it.
+    Each row is [replay, context, fixed point, state 1, ..., state k]. The context is the record's prompt_ids
+    cut to its last `context` tokens (the first, BOS, kept: the model attends to it everywhere); the fixed
+    point and k random non-final states each attend to the context and causally to themselves, at the
+    positions that follow the context, as if each came right after it. The replay is the first `replay`
+    tokens of the record's original prompt, real text, attending only to itself. Replay and context are
+    left-padded to their full width.
     """
     n = len(records[0][1][0])
     k = states_per_record
-    width = context + (1 + k) * n
+    start = replay + context  # where the blocks begin
+    width = start + (1 + k) * n
     tokens = torch.zeros(len(records), width, dtype=torch.long)
     positions = torch.zeros_like(tokens)
-    segment = torch.full_like(tokens, -1)  # -1 padding, 0 context, 1 fixed point, 2.. states
-    for row, (prompt, trajectory) in enumerate(records):
+    segment = torch.full_like(tokens, -1)  # -1 padding, 0 context, 1 fixed point, 2..k+1 states, k+2 replay
+    for row, (prompt, trajectory, prompt_len) in enumerate(records):
+        if replay:
+            real = prompt[: min(prompt_len, replay)]
+            tokens[row, replay - len(real):replay] = torch.tensor(real)
+            positions[row, replay - len(real):replay] = torch.arange(len(real))
+            segment[row, replay - len(real):replay] = k + 2
         if len(prompt) > context:
             prompt = prompt[:1] + prompt[len(prompt) - context + 1:]
         c = len(prompt)
         earlier = trajectory[:-1]
         chosen = rng.sample(earlier, k) if len(earlier) >= k else earlier + rng.choices(earlier, k=k - len(earlier))
-        tokens[row, context - c:] = torch.tensor(prompt + trajectory[-1] + sum(chosen, []))
-        positions[row, context - c:context] = torch.arange(c)
-        positions[row, context:] = torch.arange(c, c + n).repeat(1 + k)
-        segment[row, context - c:context] = 0
-        segment[row, context:] = torch.arange(1, k + 2).repeat_interleave(n)
+        tokens[row, start - c:] = torch.tensor(prompt + trajectory[-1] + sum(chosen, []))
+        positions[row, start - c:start] = torch.arange(c)
+        positions[row, start:] = torch.arange(c, c + n).repeat(1 + k)
+        segment[row, start - c:start] = 0
+        segment[row, start:] = torch.arange(1, k + 2).repeat_interleave(n)
     index = torch.arange(width)
     causal = index[None, :, None] >= index[None, None, :]
     query, key = segment[:, :, None], segment[:, None, :]
@@ -85,7 +96,8 @@ def make_batch(records, context, states_per_record, rng, device):
         "mask": mask.to(device),
         # the teacher sequence (context + fixed point), where the AR loss counts
         "teacher": ((segment == 0) | (segment == 1)).to(device),
-        "context": context,
+        "replay": (segment == k + 2).to(device),
+        "start": start,
         "n": n,
         "k": k,
     }

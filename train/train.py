@@ -37,6 +37,7 @@ def parse_args(argv=None):
                    help="teacher: cross-entropy on the teacher output, as the paper; base: KL from the frozen base model's distribution")
     p.add_argument("--label-smoothing", type=float, default=0.1, help="of the AR loss on the teacher output")
     p.add_argument("--context", type=int, default=128, help="tokens of text before a block that a training example keeps")
+    p.add_argument("--replay", type=int, default=0, help="tokens of each record's original prompt (real text) trained on with plain cross-entropy, weighted as the AR loss")
     p.add_argument("--states", type=int, default=4, help="trajectory states trained per record and step (they share its context)")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--clip", type=float, default=1.0, help="gradient norm clipping")
@@ -47,6 +48,8 @@ def parse_args(argv=None):
     for name in ("steps", "batch", "context", "states"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be a positive integer")
+    if args.replay < 0:
+        p.error("--replay must be 0 or more")
     if args.lr <= 0 or args.ar_weight < 0 or not 0 <= args.label_smoothing < 1:
         p.error("--lr must be positive, --ar-weight not negative, and --label-smoothing in [0, 1)")
     if not os.access(os.path.dirname(os.path.abspath(args.output)), os.W_OK):
@@ -64,23 +67,25 @@ def learning_rate(step, args, warmup):
 
 def train_step(model, base, batch, ar_weight, label_smoothing, autocast):
     """The CLLM loss on one packed batch: consistency + ar_weight * AR (against the frozen base, if given)."""
-    tokens, context, n, k = batch["tokens"], batch["context"], batch["n"], batch["k"]
+    tokens, start, n, k = batch["tokens"], batch["start"], batch["n"], batch["k"]
     with autocast:
         logits = model(tokens, batch["positions"], batch["mask"])
         if base is not None:
-            teacher = context + n  # the base only needs the context and fixed point
+            teacher = start + n  # the base only needs what comes before the states
             with torch.no_grad():
                 base_logits = base(tokens[:, :teacher], batch["positions"][:, :teacher], batch["mask"][:, :teacher, :teacher])
-    blocks = tokens[:, context:].unflatten(1, (1 + k, n))
-    block_logits = logits[:, context:].unflatten(1, (1 + k, n))[:, :, : n - 1]
+    blocks = tokens[:, start:].unflatten(1, (1 + k, n))
+    block_logits = logits[:, start:].unflatten(1, (1 + k, n))[:, :, : n - 1]
     mask = consistency_mask(blocks[:, 1:], blocks[:, 0])
     consistency = consistency_loss(block_logits[:, 1:], block_logits[:, 0], mask)
     if base is None:
         ar = ar_loss(logits, tokens, batch["teacher"], label_smoothing)
     else:
-        teacher = context + n
+        teacher = start + n
         ar = base_kl_loss(logits[:, :teacher], base_logits, batch["teacher"][:, :teacher])
-    return consistency + ar_weight * ar, consistency, ar
+    # Real text keeps the model's quality on real text: the trajectories' contexts are mostly its own output.
+    replay = ar_loss(logits, tokens, batch["replay"], label_smoothing=0.0) if batch["replay"].any() else logits.sum() * 0
+    return consistency + ar_weight * (ar + replay), consistency, ar, replay
 
 
 def main(argv=None):
@@ -115,8 +120,8 @@ def main(argv=None):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args, warmup)
         batch, rng = next(stream)
-        packed = make_batch(batch, args.context, args.states, rng, device)
-        loss, consistency, ar = train_step(model, base, packed, args.ar_weight, args.label_smoothing, autocast)
+        packed = make_batch(batch, args.context, args.states, rng, device, args.replay)
+        loss, consistency, ar, replay = train_step(model, base, packed, args.ar_weight, args.label_smoothing, autocast)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
@@ -125,7 +130,7 @@ def main(argv=None):
         if step % 10 == 0 or step == args.steps - 1:
             elapsed = time.time() - t0
             eta = elapsed / (step + 1) * (args.steps - step - 1)
-            print(f"step {step + 1}/{args.steps} | consistency {consistency.item():.4f} | ar {ar.item():.4f} | "
+            print(f"step {step + 1}/{args.steps} | consistency {consistency.item():.4f} | ar {ar.item():.4f} | replay {replay.item():.4f} | "
                   f"lr {optimizer.param_groups[0]['lr']:.2e} | {tokens / elapsed:.0f} tok/s | {eta / 60:.1f} min left",
                   file=sys.stderr, flush=True)
 
