@@ -52,7 +52,7 @@ def _ids(value):
     return isinstance(value, list) and len(value) > 0 and all(isinstance(t, int) and t >= 0 for t in value)
 
 
-def make_batch(records, context, states_per_record, rng, device, replay=0):
+def make_batch(records, context, states_per_record, rng, device, replay=0, late_states=False):
     """One step's examples, packed so that a record's context is evaluated once for all its blocks.
 
     Each row is [replay, context, fixed point, state 1, ..., state k]. The context is the record's prompt_ids
@@ -60,7 +60,8 @@ def make_batch(records, context, states_per_record, rng, device, replay=0):
     point and k random non-final states each attend to the context and causally to themselves, at the
     positions that follow the context, as if each came right after it. The replay is the first `replay`
     tokens of the record's original prompt, real text, attending only to itself. Replay and context are
-    left-padded to their full width.
+    left-padded to their full width. late_states takes the states from the second half of each trajectory
+    only, those with fewer wrong tokens, which look like the drafts a decoder feeds after its first steps.
     """
     n = len(records[0][1][0])
     k = states_per_record
@@ -78,7 +79,7 @@ def make_batch(records, context, states_per_record, rng, device, replay=0):
         if len(prompt) > context:
             prompt = prompt[:1] + prompt[len(prompt) - context + 1:]
         c = len(prompt)
-        earlier = trajectory[:-1]
+        earlier = trajectory[len(trajectory) // 2 if late_states else 0:-1] or trajectory[:-1]
         chosen = rng.sample(earlier, k) if len(earlier) >= k else earlier + rng.choices(earlier, k=k - len(earlier))
         tokens[row, start - c:] = torch.tensor(prompt + trajectory[-1] + sum(chosen, []))
         positions[row, start - c:start] = torch.arange(c)

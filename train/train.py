@@ -23,8 +23,16 @@ from gguf_io import GGUFError, load_model, write_model  # noqa: E402
 from losses import ar_loss, base_kl_loss, consistency_loss, consistency_mask  # noqa: E402
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line, as every cllm command gives them."""
+
+    def error(self, message):
+        print(f"cllm: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="cllm train", description=__doc__.split("\n")[1])
+    p = OneLineParser(prog="cllm train", description=__doc__.split("\n")[1])
     p.add_argument("--base", required=True, help="the base model, a llama GGUF")
     p.add_argument("--data", required=True, help="trajectories from `cllm collect` (JSONL)")
     p.add_argument("-o", "--output", required=True, help="the GGUF to write")
@@ -38,6 +46,8 @@ def parse_args(argv=None):
     p.add_argument("--label-smoothing", type=float, default=0.1, help="of the AR loss on the teacher output")
     p.add_argument("--context", type=int, default=128, help="tokens of text before a block that a training example keeps")
     p.add_argument("--replay", type=int, default=0, help="tokens of each record's original prompt (real text) trained on with plain cross-entropy, weighted as the AR loss")
+    p.add_argument("--late-states", action="store_true", help="train on the second half of each trajectory only (fewer wrong tokens)")
+    p.add_argument("--freeze-embeddings", action="store_true", help="keep the token embeddings (and a tied output layer) as in the base")
     p.add_argument("--states", type=int, default=4, help="trajectory states trained per record and step (they share its context)")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--clip", type=float, default=1.0, help="gradient norm clipping")
@@ -108,7 +118,9 @@ def main(argv=None):
     records = load_records(args.data, model.cfg.vocab_size)
     model.to(device).train()
     base = copy.deepcopy(model).eval().requires_grad_(False) if args.ar_target == "base" else None
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=args.weight_decay)
+    if args.freeze_embeddings:
+        model.token_embd.weight.requires_grad_(False)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, betas=(0.9, 0.95), weight_decay=args.weight_decay)
     warmup = args.warmup if args.warmup is not None else max(1, args.steps // 20)
     print(f"training {args.base} on {len(records)} trajectories ({args.data}): {args.steps} steps of {args.batch}, "
           f"lr {args.lr:g}, AR weight {args.ar_weight:g} ({args.ar_target}), context {args.context}, {device.type}", file=sys.stderr, flush=True)
@@ -120,7 +132,7 @@ def main(argv=None):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args, warmup)
         batch, rng = next(stream)
-        packed = make_batch(batch, args.context, args.states, rng, device, args.replay)
+        packed = make_batch(batch, args.context, args.states, rng, device, args.replay, args.late_states)
         loss, consistency, ar, replay = train_step(model, base, packed, args.ar_weight, args.label_smoothing, autocast)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

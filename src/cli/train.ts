@@ -22,6 +22,9 @@ interface TrainFlags {
   labelSmoothing?: number;
   context?: number;
   states?: number;
+  replay?: number;
+  lateStates?: boolean;
+  freezeEmbeddings?: boolean;
   device?: string;
   threads?: number;
   seed?: number;
@@ -58,6 +61,9 @@ export function trainCommand(): Command {
     .option('--label-smoothing <x>', 'label smoothing of the AR loss on the teacher output (default 0.1)', nonNegativeNumber('--label-smoothing'))
     .option('--context <n>', 'tokens of text before a block kept in a training example (default 128)', positiveInteger('--context'))
     .option('--states <n>', 'trajectory states trained per record and step (default 4)', positiveInteger('--states'))
+    .option('--late-states', 'train on the second half of each trajectory only: states with fewer wrong tokens')
+    .option('--replay <n>', "tokens of each record's original prompt (real text) trained on with plain cross-entropy (default 0)", integer('--replay'))
+    .option('--freeze-embeddings', 'keep the token embeddings (and a tied output layer) as in the base')
     .addOption(new Option('--device <name>', 'where to train (default auto: CUDA when available)').choices(['auto', 'cpu', 'cuda']))
     .option('--threads <n>', 'CPU threads (default: torch\'s choice)', positiveInteger('--threads'))
     .option('--seed <n>', 'seed of the data order and state choice (default 0)', integer('--seed'))
@@ -69,9 +75,11 @@ export function trainCommand(): Command {
       const args = [`${trainDir}train.py`, '--base', flags.base, '--data', flags.data, '--output', flags.output];
       const passed: [string, unknown][] = [
         ['--steps', flags.steps], ['--batch', flags.batch], ['--lr', flags.lr], ['--warmup', flags.warmup], ['--ar-weight', flags.arWeight], ['--ar-target', flags.arTarget], ['--label-smoothing', flags.labelSmoothing],
-        ['--context', flags.context], ['--states', flags.states], ['--device', flags.device], ['--threads', flags.threads], ['--seed', flags.seed],
+        ['--context', flags.context], ['--states', flags.states], ['--replay', flags.replay], ['--device', flags.device], ['--threads', flags.threads], ['--seed', flags.seed],
       ];
       for (const [name, value] of passed) if (value !== undefined) args.push(name, String(value));
+      if (flags.lateStates) args.push('--late-states');
+      if (flags.freezeEmbeddings) args.push('--freeze-embeddings');
       process.exitCode = await runTrainer(python, args);
     });
 }
