@@ -51,6 +51,7 @@ def parse_args(argv=None):
     p.add_argument("--states", type=int, default=4, help="trajectory states trained per record and step (they share its context)")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--clip", type=float, default=1.0, help="gradient norm clipping")
+    p.add_argument("--save-every", type=int, default=0, help="also write a complete GGUF every N steps, as OUTPUT-stepN.gguf")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0)
@@ -58,8 +59,8 @@ def parse_args(argv=None):
     for name in ("steps", "batch", "context", "states"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be a positive integer")
-    if args.replay < 0:
-        p.error("--replay must be 0 or more")
+    if args.replay < 0 or args.save_every < 0:
+        p.error("--replay and --save-every must be 0 or more")
     if args.lr <= 0 or args.ar_weight < 0 or not 0 <= args.label_smoothing < 1:
         p.error("--lr must be positive, --ar-weight not negative, and --label-smoothing in [0, 1)")
     if not os.access(os.path.dirname(os.path.abspath(args.output)), os.W_OK):
@@ -94,8 +95,13 @@ def train_step(model, base, batch, ar_weight, label_smoothing, autocast):
         teacher = start + n
         ar = base_kl_loss(logits[:, :teacher], base_logits, batch["teacher"][:, :teacher])
     # Real text keeps the model's quality on real text: the trajectories' contexts are mostly its own output.
-    replay = ar_loss(logits, tokens, batch["replay"], label_smoothing=0.0) if batch["replay"].any() else logits.sum() * 0
+    replay = ar_loss(logits, tokens, batch["replay"], label_smoothing=0.0) if batch["replay"].any() else torch.zeros((), device=logits.device)
     return consistency + ar_weight * (ar + replay), consistency, ar, replay
+
+
+def checkpoint_path(output, step):
+    stem, extension = os.path.splitext(output)
+    return f"{stem}-step{step}{extension or '.gguf'}"
 
 
 def main(argv=None):
@@ -139,6 +145,8 @@ def main(argv=None):
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
         optimizer.step()
         tokens += int((packed["positions"] > 0).sum())
+        if args.save_every and (step + 1) % args.save_every == 0 and step + 1 < args.steps:
+            write_model(model, reader, checkpoint_path(args.output, step + 1))
         if step % 10 == 0 or step == args.steps - 1:
             elapsed = time.time() - t0
             eta = elapsed / (step + 1) * (args.steps - step - 1)

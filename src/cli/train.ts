@@ -25,6 +25,7 @@ interface TrainFlags {
   replay?: number;
   lateStates?: boolean;
   freezeEmbeddings?: boolean;
+  saveEvery?: number;
   device?: string;
   threads?: number;
   seed?: number;
@@ -64,6 +65,7 @@ export function trainCommand(): Command {
     .option('--late-states', 'train on the second half of each trajectory only: states with fewer wrong tokens')
     .option('--replay <n>', "tokens of each record's original prompt (real text) trained on with plain cross-entropy (default 0)", integer('--replay'))
     .option('--freeze-embeddings', 'keep the token embeddings (and a tied output layer) as in the base')
+    .option('--save-every <n>', 'also write a complete GGUF every n steps, as OUTPUT-stepN.gguf', positiveInteger('--save-every'))
     .addOption(new Option('--device <name>', 'where to train (default auto: CUDA when available)').choices(['auto', 'cpu', 'cuda']))
     .option('--threads <n>', 'CPU threads (default: torch\'s choice)', positiveInteger('--threads'))
     .option('--seed <n>', 'seed of the data order and state choice (default 0)', integer('--seed'))
@@ -75,7 +77,7 @@ export function trainCommand(): Command {
       const args = [`${trainDir}train.py`, '--base', flags.base, '--data', flags.data, '--output', flags.output];
       const passed: [string, unknown][] = [
         ['--steps', flags.steps], ['--batch', flags.batch], ['--lr', flags.lr], ['--warmup', flags.warmup], ['--ar-weight', flags.arWeight], ['--ar-target', flags.arTarget], ['--label-smoothing', flags.labelSmoothing],
-        ['--context', flags.context], ['--states', flags.states], ['--replay', flags.replay], ['--device', flags.device], ['--threads', flags.threads], ['--seed', flags.seed],
+        ['--context', flags.context], ['--states', flags.states], ['--replay', flags.replay], ['--save-every', flags.saveEvery], ['--device', flags.device], ['--threads', flags.threads], ['--seed', flags.seed],
       ];
       for (const [name, value] of passed) if (value !== undefined) args.push(name, String(value));
       if (flags.lateStates) args.push('--late-states');
