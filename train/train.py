@@ -2,8 +2,9 @@
 
     python train/train.py --base BASE.gguf --data trajectories.jsonl -o cllm.gguf [--steps N] [--lr X]
 
-The loss is the CLLM paper's global consistency loss plus ar_weight times the autoregressive loss on the
-fixed points (the base model's own greedy output), which keeps the model's quality.
+The loss is the CLLM paper's global consistency loss plus ar_weight times an AR loss that keeps the model's
+quality: the paper's cross-entropy on the teacher output (--ar-target teacher), or by default the KL from the
+frozen base model on it, plus plain cross-entropy on the start of each record's original prompt (--replay).
 """
 import argparse
 import copy
@@ -37,15 +38,15 @@ def parse_args(argv=None):
     p.add_argument("--data", required=True, help="trajectories from `cllm collect` (JSONL)")
     p.add_argument("-o", "--output", required=True, help="the GGUF to write")
     p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--batch", type=int, default=16, help="records per step")
+    p.add_argument("--batch", type=int, default=8, help="records per step")
     p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
     p.add_argument("--warmup", type=int, default=None, help="warmup steps (default: 5%% of --steps)")
     p.add_argument("--ar-weight", type=float, default=10.0, help="weight of the AR loss against the consistency loss")
-    p.add_argument("--ar-target", choices=("teacher", "base"), default="teacher",
+    p.add_argument("--ar-target", choices=("teacher", "base"), default="base",
                    help="teacher: cross-entropy on the teacher output, as the paper; base: KL from the frozen base model's distribution")
     p.add_argument("--label-smoothing", type=float, default=0.1, help="of the AR loss on the teacher output")
     p.add_argument("--context", type=int, default=128, help="tokens of text before a block that a training example keeps")
-    p.add_argument("--replay", type=int, default=0, help="tokens of each record's original prompt (real text) trained on with plain cross-entropy, weighted as the AR loss")
+    p.add_argument("--replay", type=int, default=128, help="tokens of each record's original prompt (real text) trained on with plain cross-entropy, weighted as the AR loss")
     p.add_argument("--late-states", action="store_true", help="train on the second half of each trajectory only (fewer wrong tokens)")
     p.add_argument("--freeze-embeddings", action="store_true", help="keep the token embeddings (and a tied output layer) as in the base")
     p.add_argument("--states", type=int, default=4, help="trajectory states trained per record and step (they share its context)")
