@@ -21,6 +21,7 @@ TRAIN_FLAGS=${TRAIN_FLAGS:---ar-target base --replay 128 --freeze-embeddings}
 THREADS=${THREADS:-2}
 EVAL_DOCS=${EVAL_DOCS:-100}     # held-out files for the loss
 BENCH_PROMPTS=${BENCH_PROMPTS:-20}
+BEST=${BEST:-cllm}              # the model to bench against AR: cllm, or a checkpoint such as cllm-step100
 cllm() { node bin/cllm.js "$@"; }
 mkdir -p "$OUT"
 
@@ -46,7 +47,7 @@ for model in "$BASE" $(ls "$OUT"/cllm-step*.gguf 2>/dev/null | sort -V) "$OUT/cl
     "$name" "$(realpath "$OUT/eval-$name.json")" "$(realpath "$OUT/tps-$name.json")"
 done
 
-for model in "$BASE" "$OUT/cllm.gguf"; do
+for model in "$BASE" "$OUT/$BEST.gguf"; do
   name=$(basename "$model" .gguf)
   echo "== $name: cllm bench against AR"
   cllm bench -m "$model" --prompts "$DATA/code-prompts-heldout.jsonl" --limit "$BENCH_PROMPTS" --block 2,3,4,8,16,32 \
@@ -54,5 +55,5 @@ for model in "$BASE" "$OUT/cllm.gguf"; do
 done
 
 echo "== greedy agreement of the CLLM with the base"
-node --import tsx bench/greedy-agreement.ts --base "$BASE" --model "$OUT/cllm.gguf" --prompts "$DATA/code-prompts-heldout.jsonl" \
-  --max-tokens 128 --threads "$THREADS" --json "$OUT/agreement.json"
+node --import tsx bench/greedy-agreement.ts --base "$BASE" --model "$OUT/$BEST.gguf" --prompts "$DATA/code-prompts-heldout.jsonl" \
+  --max-tokens 128 --threads "$THREADS" --json "$OUT/agreement-$BEST.json"
