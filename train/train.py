@@ -80,10 +80,10 @@ def learning_rate(step, args, warmup):
 def train_step(model, base, batch, ar_weight, label_smoothing, autocast):
     """The CLLM loss on one packed batch: consistency + ar_weight * AR (against the frozen base, if given)."""
     tokens, start, n, k = batch["tokens"], batch["start"], batch["n"], batch["k"]
+    teacher = start + n  # replay, context and fixed point: all that comes before the states
     with autocast:
         logits = model(tokens, batch["positions"], batch["mask"])
         if base is not None:
-            teacher = start + n  # the base only needs what comes before the states
             with torch.no_grad():
                 base_logits = base(tokens[:, :teacher], batch["positions"][:, :teacher], batch["mask"][:, :teacher, :teacher])
     blocks = tokens[:, start:].unflatten(1, (1 + k, n))
@@ -93,7 +93,6 @@ def train_step(model, base, batch, ar_weight, label_smoothing, autocast):
     if base is None:
         ar = ar_loss(logits, tokens, batch["teacher"], label_smoothing)
     else:
-        teacher = start + n
         ar = base_kl_loss(logits[:, :teacher], base_logits, batch["teacher"][:, :teacher])
     # Real text keeps the model's quality on real text: the trajectories' contexts are mostly its own output.
     replay = ar_loss(logits, tokens, batch["replay"], label_smoothing=0.0) if batch["replay"].any() else torch.zeros((), device=logits.device)

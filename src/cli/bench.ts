@@ -1,19 +1,18 @@
 // cllm bench: Jacobi against autoregressive decoding on one model and machine, measured side by side.
 import chalk from 'chalk';
-import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
-import { basename, dirname, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { native } from '../engine/addon.js';
 import { runBench, runsPerPrompt, summarize, type BenchRun, type BenchSummaryRow, type BenchVariant } from '../engine/bench.js';
 import { CllmError } from '../engine/errors.js';
 import type { Model } from '../engine/model.js';
-import { CHAT_PROMPTS, parsePromptFile, STORY_OPENERS, type BenchPrompt } from '../engine/prompts.js';
+import { CHAT_PROMPTS, STORY_OPENERS, type BenchPrompt } from '../engine/prompts.js';
 import { Sequence } from '../engine/sequence.js';
 import { benchReport, type BenchResult } from './report.js';
 import { promptTokens } from './run.js';
-import { checkBlock, checkBlockFits, integer, interruptible, loadModel, modelOptions, positiveInteger, warnAboutContext } from './shared.js';
+import { checkBlock, checkBlockFits, integer, interruptible, loadModel, modelOptions, positiveInteger, progressBar, readPromptFile, warnAboutContext } from './shared.js';
 
 interface BenchFlags {
   model?: string;
@@ -80,18 +79,7 @@ function checkWritable(file: string): void {
 }
 
 function promptSet(flags: BenchFlags): { name: string; prompts: BenchPrompt[] } | { builtIn: true } {
-  if (!flags.prompts) return { builtIn: true };
-  let text: string;
-  try {
-    text = readFileSync(flags.prompts, 'utf8');
-  } catch {
-    throw new CllmError(`cannot read the prompt file ${flags.prompts}`);
-  }
-  try {
-    return { name: flags.prompts, prompts: parsePromptFile(text, basename(flags.prompts)) };
-  } catch (err) {
-    throw new CllmError((err as Error).message);
-  }
+  return flags.prompts ? { name: flags.prompts, prompts: readPromptFile(flags.prompts) } : { builtIn: true };
 }
 
 async function bench(model: Model, source: ReturnType<typeof promptSet>, flags: BenchFlags): Promise<void> {
@@ -113,9 +101,7 @@ async function bench(model: Model, source: ReturnType<typeof promptSet>, flags: 
 
   for (const v of variants) checkBlock(model, v.block);
   const interrupt = interruptible();
-  const bar = process.stderr.isTTY
-    ? new cliProgress.SingleBar({ stream: process.stderr, format: 'bench {bar} {value}/{total} runs | {eta_formatted} left', hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic)
-    : undefined;
+  const bar = progressBar('bench {bar} {value}/{total} runs | {eta_formatted} left');
   bar?.start(prompts.length * runsPerPrompt({ variants, repeat: flags.repeat }), 0);
   let run: BenchRun;
   try {

@@ -1,15 +1,12 @@
 // cllm collect: Jacobi trajectories of a base model on a prompt file, as JSONL, for `cllm train`.
 import chalk from 'chalk';
-import cliProgress from 'cli-progress';
 import { Command } from 'commander';
 import { closeSync, existsSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
-import { basename } from 'node:path';
 import { collectPrompt, CollectInterrupted, isRepetitive, type TrajectoryRecord } from '../engine/collect.js';
 import { CllmError } from '../engine/errors.js';
 import type { Model } from '../engine/model.js';
-import { parsePromptFile } from '../engine/prompts.js';
 import { promptTokens } from './run.js';
-import { checkBlock, checkBlockFits, integer, interruptible, loadModel, modelOptions, positiveInteger, warnAboutContext } from './shared.js';
+import { checkBlock, checkBlockFits, integer, interruptible, loadModel, modelOptions, positiveInteger, progressBar, readPromptFile, warnAboutContext } from './shared.js';
 
 interface CollectFlags {
   model?: string;
@@ -50,20 +47,10 @@ export function collectCommand(): Command {
 }
 
 function readPrompts(file: string): string[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    throw new CllmError(`cannot read the prompt file ${file}`);
-  }
-  try {
-    return parsePromptFile(text, basename(file)).map((p, i) => {
-      if ('prompt' in p) return p.prompt;
-      throw new SyntaxError(`${file}: prompt ${i + 1} is a chat; collect takes plain prompts ({"prompt": "..."})`);
-    });
-  } catch (err) {
-    throw new CllmError((err as Error).message);
-  }
+  return readPromptFile(file).map((p, i) => {
+    if ('prompt' in p) return p.prompt;
+    throw new CllmError(`${file}: prompt ${i + 1} is a chat; collect takes plain prompts ({"prompt": "..."})`);
+  });
 }
 
 function refuseOverwrite(output: string): Set<number> {
@@ -109,12 +96,7 @@ async function collect(model: Model, prompts: string[], done: Set<number>, flags
   const todo = prompts.map((text, id) => ({ text, id })).filter((p) => !done.has(p.id));
   const out = openSync(flags.output, 'a');
   const interrupt = interruptible();
-  const bar = process.stderr.isTTY
-    ? new cliProgress.SingleBar(
-        { stream: process.stderr, format: 'collect {bar} {value}/{total} prompts | {blocks} blocks | {eta_formatted} left', hideCursor: true, clearOnComplete: true },
-        cliProgress.Presets.shades_classic,
-      )
-    : undefined;
+  const bar = progressBar('collect {bar} {value}/{total} prompts | {blocks} blocks | {eta_formatted} left');
   const totals = { prompts: 0, blocks: 0, dropped: 0, states: 0, tokens: 0, tooLong: 0 };
   const diverged: string[] = [];
   const t0 = performance.now();

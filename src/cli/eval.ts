@@ -1,11 +1,10 @@
 // cllm eval: held-out loss (nats per token) and perplexity of a model on a text file.
 import chalk from 'chalk';
-import cliProgress from 'cli-progress';
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { CllmError } from '../engine/errors.js';
 import { documentLoss, splitDocuments, type TextLoss } from '../engine/perplexity.js';
-import { interruptible, loadModel, modelOptions, positiveInteger, warnAboutContext } from './shared.js';
+import { interruptible, loadModel, modelOptions, positiveInteger, progressBar, warnAboutContext } from './shared.js';
 
 interface EvalFlags {
   model?: string;
@@ -37,9 +36,7 @@ export function evalCommand(): Command {
         warnAboutContext(model, flags);
         const context = model.createContext({ contextSize: flags.ctx, threads: flags.threads });
         const interrupt = interruptible();
-        const bar = process.stderr.isTTY
-          ? new cliProgress.SingleBar({ stream: process.stderr, format: 'eval {bar} {value}/{total} documents | {eta_formatted} left', hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic)
-          : undefined;
+        const bar = progressBar('eval {bar} {value}/{total} documents | {eta_formatted} left');
         const loss: TextLoss = { nats: 0, tokens: 0, documents: 0 };
         const t0 = performance.now();
         bar?.start(documents.length, 0);

@@ -3,10 +3,12 @@ import chalk from 'chalk';
 import cliProgress from 'cli-progress';
 import { InvalidArgumentError, type Command } from 'commander';
 import { availableParallelism } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { native } from '../engine/addon.js';
 import { CllmError } from '../engine/errors.js';
 import { Model } from '../engine/model.js';
+import { parsePromptFile, type BenchPrompt } from '../engine/prompts.js';
 
 export function fail(message: string, exitCode = 1): void {
   process.stderr.write(`${chalk.red('cllm:')} ${message}\n`);
@@ -24,6 +26,22 @@ export function positiveInteger(name: string) {
     const n = Number(value);
     if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer.`);
     return n;
+  };
+}
+
+export function positiveNumber(name: string) {
+  return (value: string): number => {
+    const x = Number(value);
+    if (!Number.isFinite(x) || x <= 0) throw new InvalidArgumentError(`${name} must be a positive number.`);
+    return x;
+  };
+}
+
+export function nonNegativeNumber(name: string) {
+  return (value: string): number => {
+    const x = Number(value);
+    if (!Number.isFinite(x) || x < 0) throw new InvalidArgumentError(`${name} must be a number >= 0.`);
+    return x;
   };
 }
 
@@ -77,6 +95,27 @@ export async function loadModel(flags: LoadFlags): Promise<Model> {
   } finally {
     if (showBar) bar.stop();
     process.off('SIGINT', onSigint);
+  }
+}
+
+/** A progress bar on stderr where it is a terminal; undefined elsewhere, so that logs stay clean. */
+export function progressBar(format: string): cliProgress.SingleBar | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  return new cliProgress.SingleBar({ stream: process.stderr, format, hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic);
+}
+
+/** Reads and parses a prompt file (JSONL or plain text); a missing file or a malformed line is one CllmError. */
+export function readPromptFile(file: string): BenchPrompt[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new CllmError(`cannot read the prompt file ${file}`);
+  }
+  try {
+    return parsePromptFile(text, basename(file));
+  } catch (err) {
+    throw new CllmError((err as Error).message);
   }
 }
 

@@ -1,11 +1,11 @@
 // cllm train: fine-tunes a base GGUF into a CLLM on `cllm collect` trajectories. The trainer is PyTorch
 // (train/train.py); this command checks that Python can run it, then hands over the terminal.
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { CllmError } from '../engine/errors.js';
-import { integer, positiveInteger } from './shared.js';
+import { integer, nonNegativeNumber, positiveInteger, positiveNumber } from './shared.js';
 
 const trainDir = fileURLToPath(new URL('../../train/', import.meta.url));
 
@@ -29,22 +29,6 @@ interface TrainFlags {
   device?: string;
   threads?: number;
   seed?: number;
-}
-
-function positiveNumber(name: string) {
-  return (value: string): number => {
-    const x = Number(value);
-    if (!Number.isFinite(x) || x <= 0) throw new InvalidArgumentError(`${name} must be a positive number.`);
-    return x;
-  };
-}
-
-function nonNegativeNumber(name: string) {
-  return (value: string): number => {
-    const x = Number(value);
-    if (!Number.isFinite(x) || x < 0) throw new InvalidArgumentError(`${name} must be a number >= 0.`);
-    return x;
-  };
 }
 
 export function trainCommand(): Command {
