@@ -70,10 +70,14 @@ class Context : public Napi::ObjectWrap<Context> {
         std::vector<llama_token> tokens;
         llama_pos start = 0;
         Outputs outputs = Outputs::Argmax;
+        std::vector<int32_t> parents;  // a draft tree: parents[i] < i, -1 for the root; empty for a chain
+        int32_t topK = 0;
         std::vector<llama_token> argmax;
         std::vector<float> margins;
         std::vector<llama_token> targets;  // LogProbs: the token whose log-probability each position reports
         std::vector<float> logprobs;
+        std::vector<llama_token> topk;  // topK candidates per position, best first
+        double decodeMs = 0;            // time inside llama_decode, to tell the host's overhead from the model's
         std::string error;
     };
 
@@ -86,12 +90,14 @@ class Context : public Napi::ObjectWrap<Context> {
     llama_context * live(Napi::Env env) const;
     void workerLoop();
     void run(Job & job);
+    void fillTreeBatch(const Job & job);
     void finish(Napi::Env env);
     void free();
 
     llama_context * ctx_ = nullptr;
     llama_batch batch_{};
     int32_t nBatch_ = 0;
+    bool treeInCache_ = false;  // branch cells of the last tree are still cached until the next rollback
     Model * model_ = nullptr;
     Napi::ObjectReference modelRef_;
 

@@ -1,6 +1,8 @@
 // An inference context: a KV cache, block decoding with per-position argmax, and roll-back.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
@@ -9,6 +11,10 @@
 namespace cllm {
 
 namespace {
+
+// Sequences a draft tree may use: one per leaf. Each is a bit of a uint64_t in fillTreeBatch.
+constexpr int32_t kMaxTreeSequences = 64;
+constexpr int32_t kMaxTopK = 16;
 
 struct Top2 {
     llama_token token;
@@ -30,6 +36,42 @@ Top2 top2(const float * logits, int32_t nVocab) {
         }
     }
     return {best, first - second};
+}
+
+// The k best tokens, best first, by insertion into a short sorted list: one pass over the vocabulary.
+void topTokens(const float * logits, int32_t nVocab, int32_t k, llama_token * out) {
+    std::vector<float> best(k, -std::numeric_limits<float>::infinity());
+    std::fill(out, out + k, 0);
+    for (int32_t t = 0; t < nVocab; t++) {
+        float v = logits[t];
+        if (!(v > best[k - 1])) continue;
+        int32_t i = k - 1;
+        for (; i > 0 && v > best[i - 1]; i--) {
+            best[i] = best[i - 1];
+            out[i] = out[i - 1];
+        }
+        best[i] = v;
+        out[i] = t;
+    }
+}
+
+// Validates a draft tree given as parent indices and returns the number of sequences it needs, or an error.
+// The main chain (nodes 0..m-1, each the parent of the next) takes sequence 0; every other leaf one more.
+std::string checkTree(const int32_t * parents, int64_t n, int32_t & sequences) {
+    if (parents[0] != -1) return "the first node of a draft tree must be its root (parent -1)";
+    std::vector<bool> hasChild(n, false);
+    for (int64_t i = 1; i < n; i++) {
+        if (parents[i] < 0 || parents[i] >= i) return "draft tree node " + std::to_string(i) + " must have a parent before it";
+        hasChild[parents[i]] = true;
+    }
+    int64_t mainChain = 1;
+    while (mainChain < n && parents[mainChain] == mainChain - 1) mainChain++;
+    sequences = 1;
+    for (int64_t i = 0; i < n; i++) {
+        if (!hasChild[i] && i != mainChain - 1) sequences++;
+    }
+    if (sequences > kMaxTreeSequences) return "a draft tree may have at most " + std::to_string(kMaxTreeSequences) + " leaves";
+    return "";
 }
 
 // log softmax(logits)[target], in double so that a long text's sum of them does not drift.
@@ -68,7 +110,10 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
     params.n_ctx = options.Get("contextSize").ToNumber().Uint32Value();
     params.n_batch = options.Get("batchSize").ToNumber().Uint32Value();
     params.n_ubatch = params.n_batch;
-    params.n_seq_max = 1;
+    // Draft trees put each branch in a sequence of its own; tokens shared by branches belong to all of them,
+    // which needs the unified cache (one buffer for every sequence).
+    params.n_seq_max = kMaxTreeSequences;
+    params.kv_unified = true;
     params.n_threads = params.n_threads_batch = options.Get("threads").ToNumber().Int32Value();
     params.no_perf = true;
     // Exact mode: an F32 KV cache without flash attention. llama.cpp's defaults (F16 cache, flash attention)
@@ -84,7 +129,7 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
         std::string why = threadErrors();
         throw Napi::Error::New(env, "could not create a context" + (why.empty() ? std::string() : ": " + why));
     }
-    batch_ = llama_batch_init(params.n_batch, 0, 1);
+    batch_ = llama_batch_init(params.n_batch, 0, kMaxTreeSequences);
     nBatch_ = params.n_batch;
     modelRef_ = Napi::Persistent(info[0].As<Napi::Object>());
     model_->retain();
@@ -134,19 +179,27 @@ void Context::run(Job & job) {
     job.argmax.resize(job.outputs == Outputs::None ? 0 : n);
     job.margins.resize(job.outputs == Outputs::Margins ? n : 0);
     job.logprobs.resize(job.outputs == Outputs::LogProbs ? n : 0);
+    job.topk.resize(static_cast<size_t>(n) * job.topK);
+    job.decodeMs = 0;
     job.error.clear();
     for (int32_t offset = 0; offset < n; offset += nBatch_) {
         const int32_t m = std::min(nBatch_, n - offset);
-        batch_.n_tokens = m;
-        for (int32_t i = 0; i < m; i++) {
-            batch_.token[i] = job.tokens[offset + i];
-            batch_.pos[i] = job.start + offset + i;
-            batch_.n_seq_id[i] = 1;
-            batch_.seq_id[i][0] = 0;
-            batch_.logits[i] = job.outputs != Outputs::None;
+        if (job.parents.empty()) {
+            batch_.n_tokens = m;
+            for (int32_t i = 0; i < m; i++) {
+                batch_.token[i] = job.tokens[offset + i];
+                batch_.pos[i] = job.start + offset + i;
+                batch_.n_seq_id[i] = 1;
+                batch_.seq_id[i][0] = 0;
+                batch_.logits[i] = job.outputs != Outputs::None;
+            }
+        } else {
+            fillTreeBatch(job);  // Decode() checked that a tree fits in one batch
         }
         clearThreadErrors();
+        auto t0 = std::chrono::steady_clock::now();
         int32_t rc = llama_decode(ctx_, batch_);
+        job.decodeMs += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         if (rc != 0) {
             std::string why = threadErrors();
             job.error = rc == 1 ? "the context is full" : "llama_decode failed (" + std::to_string(rc) + ")" + (why.empty() ? "" : ": " + why);
@@ -158,7 +211,46 @@ void Context::run(Job & job) {
             job.argmax[offset + i] = best.token;
             if (job.outputs == Outputs::Margins) job.margins[offset + i] = best.margin;
             if (job.outputs == Outputs::LogProbs) job.logprobs[offset + i] = logProbability(logits, nVocab, job.targets[offset + i]);
+            if (job.topK) topTokens(logits, nVocab, job.topK, &job.topk[static_cast<size_t>(offset + i) * job.topK]);
         }
+    }
+}
+
+// A draft tree in one batch. A node sits at start + its depth and belongs to the sequence of every leaf below
+// it, so that it attends to exactly its ancestors: llama.cpp masks a token by its first sequence, and every
+// sequence through a node also runs through all of the node's ancestors. The main chain takes sequence 0 and
+// the first cells, so that keeping an accepted prefix of it leaves the cache as one-token decoding would.
+void Context::fillTreeBatch(const Job & job) {
+    const int32_t n = job.tokens.size();
+    std::vector<bool> hasChild(n, false);
+    for (int32_t i = 1; i < n; i++) hasChild[job.parents[i]] = true;
+    int32_t mainChain = 1;
+    while (mainChain < n && job.parents[mainChain] == mainChain - 1) mainChain++;
+    std::vector<uint64_t> sequences(n, 0);
+    sequences[mainChain - 1] = 1;
+    int32_t next = 1;
+    for (int32_t i = 0; i < n; i++) {
+        if (!hasChild[i] && i != mainChain - 1) sequences[i] |= uint64_t(1) << next++;
+    }
+    for (int32_t i = n - 1; i > 0; i--) sequences[job.parents[i]] |= sequences[i];
+
+    llama_memory_t memory = llama_get_memory(ctx_);
+    for (int32_t s = 1; s < next; s++) llama_memory_seq_cp(memory, 0, s, -1, -1);
+    treeInCache_ = true;
+
+    std::vector<int32_t> depth(n, 0);
+    batch_.n_tokens = n;
+    for (int32_t i = 0; i < n; i++) {
+        if (i > 0) depth[i] = depth[job.parents[i]] + 1;
+        batch_.token[i] = job.tokens[i];
+        batch_.pos[i] = job.start + depth[i];
+        batch_.logits[i] = job.outputs != Outputs::None;
+        int32_t k = 0;
+        if (sequences[i] & 1) batch_.seq_id[i][k++] = 0;  // sequence 0 first: it decides the node's mask
+        for (int32_t s = 1; s < next; s++) {
+            if (sequences[i] >> s & 1) batch_.seq_id[i][k++] = s;
+        }
+        batch_.n_seq_id[i] = k;
     }
 }
 
@@ -179,6 +271,12 @@ void Context::finish(Napi::Env env) {
             std::copy(job_.margins.begin(), job_.margins.end(), margins.Data());
             out.Set("margins", margins);
         }
+        if (job_.topK) {
+            Napi::Int32Array topk = Napi::Int32Array::New(env, job_.topk.size());
+            std::copy(job_.topk.begin(), job_.topk.end(), topk.Data());
+            out.Set("topk", topk);
+        }
+        out.Set("decodeMs", job_.decodeMs);
         if (job_.outputs == Outputs::LogProbs) {
             Napi::Float32Array logprobs = Napi::Float32Array::New(env, job_.logprobs.size());
             std::copy(job_.logprobs.begin(), job_.logprobs.end(), logprobs.Data());
@@ -195,16 +293,34 @@ llama_context * Context::live(Napi::Env env) const {
     return ctx_;
 }
 
-// decode(tokens: Int32Array, startPosition, outputs: "argmax" | "margins" | "logprobs" | "none", targets?: Int32Array)
-//   -> Promise<{ argmax, margins?, logprobs? }>; logprobs[i] is log p(targets[i]) at position startPosition + i.
+namespace {
+
+// An optional Int32Array option of exactly n elements, or an empty vector.
+std::vector<int32_t> int32Option(Napi::Env env, Napi::Object options, const char * name, int64_t n) {
+    Napi::Value value = options.Get(name);
+    if (value.IsUndefined()) return {};
+    if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || value.As<Napi::Int32Array>().ElementLength() != static_cast<size_t>(n)) {
+        throw Napi::TypeError::New(env, std::string("decode: ") + name + " must be an Int32Array as long as the tokens");
+    }
+    const int32_t * data = value.As<Napi::Int32Array>().Data();
+    return std::vector<int32_t>(data, data + n);
+}
+
+}  // namespace
+
+// decode(tokens: Int32Array, startPosition, { outputs, targets?, parents?, topK? })
+//   -> Promise<{ argmax, margins?, logprobs?, topk?, decodeMs }>
+// outputs: "argmax" | "margins" | "logprobs" | "none"; logprobs[i] is log p(targets[i]) at position i.
+// parents: a draft tree (parents[i] < i, -1 for node 0), scored in one pass; topK: candidates per position.
 Napi::Value Context::Decode(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     llama_context * ctx = live(env);
-    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-        throw Napi::TypeError::New(env, "decode(tokens: Int32Array, startPosition, outputs)");
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || !info[2].IsObject()) {
+        throw Napi::TypeError::New(env, "decode(tokens: Int32Array, startPosition, { outputs, targets?, parents?, topK? })");
     }
     Napi::Int32Array tokens = info[0].As<Napi::Int32Array>();
     int64_t start = info[1].ToNumber().Int64Value();
+    Napi::Object options = info[2].As<Napi::Object>();
     const int64_t n = tokens.ElementLength();
     const int64_t nCtx = llama_n_ctx(ctx);
     const int32_t nVocab = llama_vocab_n_tokens(model_->vocab());
@@ -216,20 +332,31 @@ Napi::Value Context::Decode(const Napi::CallbackInfo & info) {
     for (int64_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= nVocab) throw Napi::RangeError::New(env, "token id " + std::to_string(ids[i]) + " is out of range");
     }
+    const std::string outputs = options.Get("outputs").ToString().Utf8Value();
+    Outputs kind = outputs == "none" ? Outputs::None : outputs == "margins" ? Outputs::Margins : outputs == "logprobs" ? Outputs::LogProbs : Outputs::Argmax;
+    std::vector<int32_t> targets = int32Option(env, options, "targets", n);
+    if (kind == Outputs::LogProbs && targets.empty()) throw Napi::TypeError::New(env, "decode: outputs \"logprobs\" needs targets");
+    for (int32_t target : targets) {
+        if (target < 0 || target >= nVocab) throw Napi::RangeError::New(env, "target token id " + std::to_string(target) + " is out of range");
+    }
+    std::vector<int32_t> parents = int32Option(env, options, "parents", n);
+    if (!parents.empty()) {
+        if (n > nBatch_) throw Napi::RangeError::New(env, "a draft tree of " + std::to_string(n) + " nodes exceeds the batch size of " + std::to_string(nBatch_));
+        int32_t sequences = 0;
+        std::string problem = checkTree(parents.data(), n, sequences);
+        if (!problem.empty()) throw Napi::RangeError::New(env, problem);
+    }
+    Napi::Value topK = options.Get("topK");
+    int32_t k = topK.IsUndefined() ? 0 : topK.ToNumber().Int32Value();
+    if (k < 0 || k > std::min(kMaxTopK, nVocab)) throw Napi::RangeError::New(env, "topK must be between 0 and " + std::to_string(std::min(kMaxTopK, nVocab)));
+    if (kind == Outputs::None) k = 0;
+
     job_.tokens.assign(ids, ids + n);
     job_.start = static_cast<llama_pos>(start);
-    const std::string outputs = info[2].ToString().Utf8Value();
-    job_.outputs = outputs == "none" ? Outputs::None : outputs == "margins" ? Outputs::Margins : outputs == "logprobs" ? Outputs::LogProbs : Outputs::Argmax;
-    if (job_.outputs == Outputs::LogProbs) {
-        if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || info[3].As<Napi::Int32Array>().ElementLength() != static_cast<size_t>(n)) {
-            throw Napi::TypeError::New(env, "decode(tokens, startPosition, \"logprobs\", targets: Int32Array of the same length)");
-        }
-        const llama_token * targets = info[3].As<Napi::Int32Array>().Data();
-        for (int64_t i = 0; i < n; i++) {
-            if (targets[i] < 0 || targets[i] >= nVocab) throw Napi::RangeError::New(env, "target token id " + std::to_string(targets[i]) + " is out of range");
-        }
-        job_.targets.assign(targets, targets + n);
-    }
+    job_.outputs = kind;
+    job_.targets = std::move(targets);
+    job_.parents = std::move(parents);
+    job_.topK = k;
     deferred_ = std::make_unique<Napi::Promise::Deferred>(env);
     Napi::Promise promise = deferred_->Promise();
     busy_ = true;
@@ -243,12 +370,17 @@ Napi::Value Context::Decode(const Napi::CallbackInfo & info) {
     return promise;
 }
 
-// rollback(position): forget every cached position >= position.
+// rollback(position): forget every cached position >= position, and every branch of a draft tree.
 Napi::Value Context::Rollback(const Napi::CallbackInfo & info) {
     llama_context * ctx = live(info.Env());
     int64_t position = info[0].ToNumber().Int64Value();
     if (position < 0) throw Napi::RangeError::New(info.Env(), "rollback position must be >= 0");
-    if (!llama_memory_seq_rm(llama_get_memory(ctx), 0, static_cast<llama_pos>(position), -1)) {
+    llama_memory_t memory = llama_get_memory(ctx);
+    if (treeInCache_) {
+        llama_memory_seq_keep(memory, 0);  // drops every branch of the last draft tree
+        treeInCache_ = false;
+    }
+    if (!llama_memory_seq_rm(memory, 0, static_cast<llama_pos>(position), -1)) {
         throw Napi::Error::New(info.Env(), "the KV cache could not be rolled back");
     }
     return info.Env().Undefined();

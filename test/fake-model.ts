@@ -1,7 +1,7 @@
 // A pure TypeScript fake model for the decoder tests, whose KV cache checks the decoder's invariant.
 import { expect } from 'vitest';
 import type { DecodeResult } from '../src/engine/context.js';
-import type { Evaluator } from '../src/engine/evaluator.js';
+import type { DecodeOptions, Evaluator } from '../src/engine/evaluator.js';
 
 export const EOS = 0;
 
@@ -15,17 +15,36 @@ export class FakeModel implements Evaluator {
     readonly size = 4096,
   ) {}
 
-  async decode(tokens: ArrayLike<number>, start: number): Promise<DecodeResult> {
+  /** The largest pass so far, and the passes that scored a tree. */
+  largestPass = 0;
+  treePasses = 0;
+
+  /**
+   * Scores a chain, or a tree given by parents (node i at start + its depth). The cache keeps the main
+   * chain, the leading nodes that each follow the one before, as llama.cpp's does until a rollback.
+   * topK: the argmax, then the next token ids after it.
+   */
+  async decode(tokens: ArrayLike<number>, start: number, { parents, topK = 0 }: DecodeOptions = {}): Promise<DecodeResult> {
     // The decoder must feed exactly at the end of the cache, within the context.
     expect(start).toBe(this.cache.length);
     expect(start + tokens.length).toBeLessThanOrEqual(this.size);
     this.passes++;
+    this.largestPass = Math.max(this.largestPass, tokens.length);
+    const parentOf = (i: number) => (parents ? parents[i] : i - 1);
+    if (parents) this.treePasses++;
+    const paths: number[][] = [];
     const argmax = new Int32Array(tokens.length);
+    const topk = new Int32Array(tokens.length * topK);
     for (let i = 0; i < tokens.length; i++) {
-      this.cache.push(tokens[i]);
-      argmax[i] = this.next(this.cache);
+      expect(parentOf(i)).toBeLessThan(i);
+      paths[i] = [...(i === 0 ? this.cache : paths[parentOf(i)]), tokens[i]];
+      argmax[i] = this.next(paths[i]);
+      for (let r = 0; r < topK; r++) topk[i * topK + r] = argmax[i] + r;
     }
-    return { argmax, margins: new Float32Array(tokens.length).fill(1) };
+    let mainChain = 1;
+    while (mainChain < tokens.length && parentOf(mainChain) === mainChain - 1) mainChain++;
+    this.cache.push(...Array.from(tokens).slice(0, mainChain));
+    return { argmax, margins: new Float32Array(tokens.length).fill(1), ...(topK ? { topk } : {}) };
   }
 
   async prefill(tokens: ArrayLike<number>, start: number): Promise<void> {

@@ -1,4 +1,4 @@
-// cllm bench: Jacobi against autoregressive decoding on one model and machine, measured side by side.
+// cllm bench: auto and Jacobi against autoregressive decoding on one model and machine, side by side.
 import chalk from 'chalk';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { accessSync, constants, writeFileSync } from 'node:fs';
@@ -7,18 +7,19 @@ import { dirname, resolve } from 'node:path';
 import { native } from '../engine/addon.js';
 import { runBench, runsPerPrompt, summarize, type BenchRun, type BenchSummaryRow, type BenchVariant } from '../engine/bench.js';
 import { CllmError } from '../engine/errors.js';
+import type { DecoderName } from '../engine/jacobi.js';
 import type { Model } from '../engine/model.js';
 import { CHAT_PROMPTS, STORY_OPENERS, type BenchPrompt } from '../engine/prompts.js';
 import { Sequence } from '../engine/sequence.js';
 import { benchReport, type BenchResult } from './report.js';
 import { promptTokens } from './run.js';
-import { checkBlock, checkBlockFits, integer, interruptible, loadModel, modelOptions, positiveInteger, progressBar, readPromptFile, warnAboutContext } from './shared.js';
+import { checkBlock, checkBlockFits, integer, originShares, interruptible, loadModel, modelOptions, positiveInteger, progressBar, readPromptFile, warnAboutContext } from './shared.js';
 
 interface BenchFlags {
   model?: string;
   prompts?: string;
   set?: 'stories' | 'chat';
-  decoders: ('ar' | 'jacobi')[];
+  decoders: DecoderName[];
   block: number[];
   maxTokens: number;
   repeat: number;
@@ -40,16 +41,16 @@ function list<T>(name: string, parse: (item: string) => T) {
   };
 }
 
-function decoderName(item: string): 'ar' | 'jacobi' {
-  if (item !== 'ar' && item !== 'jacobi') throw new InvalidArgumentError(`unknown decoder "${item}": use ar and/or jacobi.`);
+function decoderName(item: string): DecoderName {
+  if (item !== 'ar' && item !== 'auto' && item !== 'jacobi') throw new InvalidArgumentError(`unknown decoder "${item}": use ar, auto and/or jacobi.`);
   return item;
 }
 
 export function benchCommand(): Command {
-  return modelOptions(new Command('bench').description('measure Jacobi against autoregressive decoding: tokens per step, tok/s, speedup, exactness'))
+  return modelOptions(new Command('bench').description('measure auto and Jacobi against autoregressive decoding: tokens per step, tok/s, speedup, exactness'))
     .option('--prompts <file>', 'prompts: JSONL ({"prompt": ...} or {"messages": [...]} a line) or plain text (one a line)')
     .addOption(new Option('--set <name>', 'built-in prompt set (default: chat for models with a chat template, else stories)').choices(['stories', 'chat']))
-    .addOption(new Option('--decoders <list>', 'decoders to compare').argParser(list('--decoders', decoderName)).default(['ar', 'jacobi'], 'ar,jacobi'))
+    .addOption(new Option('--decoders <list>', 'decoders to compare').argParser(list('--decoders', decoderName)).default(['ar', 'auto', 'jacobi'], 'ar,auto,jacobi'))
     .addOption(new Option('--block <list>', 'Jacobi block sizes').argParser(list('--block', positiveInteger('--block'))).default([4, 8, 16, 32], '4,8,16,32'))
     .option('--max-tokens <n>', 'tokens to generate per run', positiveInteger('--max-tokens'), 128)
     .option('--repeat <n>', 'timed runs per prompt and variant, after one warm-up', positiveInteger('--repeat'), 3)
@@ -88,6 +89,7 @@ async function bench(model: Model, source: ReturnType<typeof promptSet>, flags: 
   const prompts = all.slice(0, flags.limit ?? all.length);
   const variants: BenchVariant[] = [
     ...(flags.decoders.includes('ar') ? [{ decoder: 'ar' as const, block: 1 }] : []),
+    ...(flags.decoders.includes('auto') ? [{ decoder: 'auto' as const, block: 0 }] : []),
     ...(flags.decoders.includes('jacobi') ? [...new Set(flags.block)].map((block) => ({ decoder: 'jacobi' as const, block })) : []),
   ];
   warnAboutContext(model, flags);
@@ -172,7 +174,7 @@ function printSummary(summary: BenchSummaryRow[], bestBlock: number | null, sett
   const header = ['decoder', 'block', 'tokens/step', 'tok/s (median)', 'speedup vs AR (min-max)', 'identical'];
   const rows = summary.map((s) => [
     s.decoder,
-    String(s.block),
+    s.decoder === 'auto' ? '-' : String(s.block),
     s.tokensPerStep.toFixed(2),
     s.tokensPerSecond.toFixed(1),
     s.speedupVsAr === null ? '-' : `${s.speedupVsAr.toFixed(2)}x (${s.speedupMin!.toFixed(2)}-${s.speedupMax!.toFixed(2)})`,
@@ -186,9 +188,12 @@ function printSummary(summary: BenchSummaryRow[], bestBlock: number | null, sett
     const text = line(r);
     out.write((s.decoder === 'jacobi' && s.block === bestBlock ? chalk.green(text) : text) + '\n');
   }
+  const auto = summary.find((s) => s.decoder === 'auto');
+  if (auto) out.write(`auto: ${auto.scoredPerStep.toFixed(2)} tokens scored per pass; output by origin: ${originShares(auto.sources, 1)}\n`);
   const best = summary.find((s) => s.decoder === 'jacobi' && s.block === bestBlock);
   if (best) out.write(`best Jacobi block on this machine: ${chalk.green(String(bestBlock))}\n`);
   if (best?.speedupVsAr != null && best.speedupVsAr < 1) {
     out.write(chalk.yellow(`autoregressive decoding is faster here: the best Jacobi block runs at ${best.speedupVsAr.toFixed(2)}x\n`));
   }
 }
+

@@ -110,7 +110,7 @@ export async function chat(model: Model, context: Context, flags: RunFlags): Pro
           },
         }),
       );
-      const stats = generationStats(result, { block: blockSize(flags), promptTokens: tokens.length, prefillMs });
+      const stats = generationStats(result, { decoder: flags.decoder, block: blockSize(flags), promptTokens: tokens.length, prefillMs });
       reply += stream.flush();
       out.write('\n');
       const notice = stopNotice(result, context);

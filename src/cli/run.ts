@@ -5,16 +5,16 @@ import { text as readAll } from 'node:stream/consumers';
 import type { Context } from '../engine/context.js';
 import { drawFromText } from '../engine/draft.js';
 import { CllmError } from '../engine/errors.js';
-import { complete, firstDivergence, type GenerateOptions, type GenerationStats, type GenerateResult } from '../engine/jacobi.js';
+import { complete, firstDivergence, type DecoderName, type GenerateOptions, type GenerationStats, type GenerateResult } from '../engine/jacobi.js';
 import type { ChatMessage, Model } from '../engine/model.js';
 import { Sequence } from '../engine/sequence.js';
 import { chat } from './chat.js';
-import { checkBlock, checkBlockFits, integer, interruptible, loadModel, modelOptions, positiveInteger, warnAboutContext } from './shared.js';
+import { checkBlock, checkBlockFits, integer, interruptible, originShares, loadModel, modelOptions, positiveInteger, warnAboutContext } from './shared.js';
 import { trajectoryView } from './trajectory.js';
 
 export interface RunFlags {
   model?: string;
-  decoder: 'jacobi' | 'ar';
+  decoder: DecoderName;
   block: number;
   maxTokens: number;
   ctx?: number;
@@ -37,8 +37,8 @@ export function runCommand(): Command {
       .description('generate text: a one-shot prompt, a prompt piped on stdin, or an interactive chat')
       .argument('[prompt...]', 'the prompt; "-" or a pipe reads it from stdin; none on a terminal opens a chat'),
   )
-    .addOption(new Option('--decoder <name>', 'decoder').choices(['jacobi', 'ar']).default('jacobi'))
-    .option('-n, --block <n>', 'Jacobi block size: tokens scored per forward pass', positiveInteger('--block'), 16)
+    .addOption(new Option('--decoder <name>', 'auto: free drafts where they pay, by measured cost; jacobi: a fixed block; ar: one token per pass').choices(['auto', 'jacobi', 'ar']).default('auto'))
+    .option('-n, --block <n>', 'Jacobi block size: tokens scored per forward pass (--decoder jacobi)', positiveInteger('--block'), 16)
     .option('--max-tokens <n>', 'stop after this many generated tokens', positiveInteger('--max-tokens'), 512)
     .option('--seed <n>', 'seed of the draft guesses (the output does not depend on it)', integer('--seed'), 0)
     .option('--system <text>', 'system message for chat models')
@@ -71,8 +71,9 @@ export function runCommand(): Command {
     });
 }
 
+/** Tokens in a fixed Jacobi pass: the block for jacobi, 1 for ar and auto (which sizes its passes itself). */
 export function blockSize(flags: RunFlags): number {
-  return flags.decoder === 'ar' ? 1 : flags.block;
+  return flags.decoder === 'jacobi' ? flags.block : 1;
 }
 
 export function useTemplate(model: Model, flags: { raw?: boolean }): boolean {
@@ -92,13 +93,13 @@ export function withoutDoubleBos(model: Model, tokens: Int32Array): number[] {
 }
 
 export function generateOptions(flags: RunFlags, extra: Partial<GenerateOptions>): GenerateOptions {
-  return { block: blockSize(flags), maxTokens: flags.maxTokens, fill: drawFromText(flags.seed), ...extra };
+  return { decoder: flags.decoder, block: blockSize(flags), maxTokens: flags.maxTokens, fill: drawFromText(flags.seed), ...extra };
 }
 
 export function statsLine(stats: GenerationStats): string {
   return (
     `${stats.generatedTokens} tokens, ${stats.steps} steps, ${stats.tokensPerStep.toFixed(2)} tokens/step, ` +
-    `${stats.tokensPerSecond.toFixed(1)} tok/s (${stats.decoder}${stats.decoder === 'jacobi' ? `, block ${stats.block}` : ''}; prefill ${stats.promptTokens} tokens in ${stats.prefillMs.toFixed(1)} ms)`
+    `${stats.tokensPerSecond.toFixed(1)} tok/s (${stats.decoder}${stats.decoder === 'jacobi' ? `, block ${stats.block}` : ''}${stats.decoder === 'auto' ? `; ${originShares(stats.sources, stats.generatedTokens)}` : ''}; prefill ${stats.promptTokens} tokens in ${stats.prefillMs.toFixed(1)} ms)`
   );
 }
 

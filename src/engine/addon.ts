@@ -37,14 +37,27 @@ export interface RawDecodeResult {
   argmax: Int32Array;
   margins?: Float32Array;
   logprobs?: Float32Array;
+  /** topK candidates per position, best first: topk[i * topK + r]. */
+  topk?: Int32Array;
+  /** Milliseconds spent inside llama_decode. */
+  decodeMs: number;
+}
+
+export interface RawDecodeOptions {
+  /**
+   * 'argmax' per position, 'margins' (argmax and top-2 margin), 'logprobs' (argmax and the log-probability
+   * of targets[i] at position i), or 'none' (fill the cache only).
+   */
+  outputs: 'argmax' | 'margins' | 'logprobs' | 'none';
+  targets?: Int32Array;
+  /** A draft tree: parents[i] < i is node i's parent, -1 for node 0; nodes sit at start + their depth. */
+  parents?: Int32Array;
+  topK?: number;
 }
 
 export interface RawContext {
-  /**
-   * outputs: 'argmax' per position, 'margins' (argmax and top-2 margin), 'logprobs' (argmax and the log-probability
-   * of targets[i] at position i), or 'none' (fill the cache only).
-   */
-  decode(tokens: Int32Array, startPosition: number, outputs: 'argmax' | 'margins' | 'logprobs' | 'none', targets?: Int32Array): Promise<RawDecodeResult>;
+  decode(tokens: Int32Array, startPosition: number, options: RawDecodeOptions): Promise<RawDecodeResult>;
+  /** Forgets every cached position from `position` on, and every branch of the last draft tree. */
   rollback(position: number): void;
   size(): number;
   cachedTokens(): number;

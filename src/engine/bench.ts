@@ -1,12 +1,13 @@
 // The measuring loop of `cllm bench`: every prompt x decoder x block size, warmed up once, then timed
-// `repeat` times in interleaved rounds (AR, Jacobi 4, Jacobi 8, ..., AR, ...) so that machine drift hits
-// every variant alike. Each output is checked against greedy autoregressive output.
+// `repeat` times in interleaved rounds (AR, auto, Jacobi 4, Jacobi 8, ..., AR, ...) so that machine drift
+// hits every variant alike. Each output is checked against greedy autoregressive output.
 import { drawFromText } from './draft.js';
-import { complete, firstDivergence, type Divergence, type GenerateResult, type GenerationStats, type StepTrace } from './jacobi.js';
+import { complete, firstDivergence, type DecoderName, type Divergence, type GenerateResult, type GenerationStats, type StepTrace } from './jacobi.js';
 import type { Sequence } from './sequence.js';
 
 export interface BenchVariant {
-  decoder: 'ar' | 'jacobi';
+  decoder: DecoderName;
+  /** Jacobi's block; 1 for AR; 0 for auto, which sizes each pass itself. */
   block: number;
 }
 
@@ -20,10 +21,14 @@ export interface BenchRow extends GenerationStats {
 }
 
 export interface BenchSummaryRow {
-  decoder: 'ar' | 'jacobi';
+  decoder: DecoderName;
   block: number;
   runs: number;
   tokensPerStep: number;
+  /** Mean tokens scored per pass, guesses included. */
+  scoredPerStep: number;
+  /** Share of the generated tokens by origin: "model" (one per pass) or a draft source. */
+  sources: Record<string, number>;
   tokensPerSecond: number;
   /** Median over prompts and repeats of this variant's tok/s over AR's in the same prompt and repeat. */
   speedupVsAr: number | null;
@@ -61,11 +66,12 @@ export async function runBench(sequence: Sequence, prompts: number[][], options:
   const trajectoryBlock = jacobiBlocks.length ? Math.max(...jacobiBlocks) : 0;
   let trajectory: BenchRun['trajectory'] = null;
 
-  const once = async (tokens: number[], block: number, extra: { margins?: boolean; onStep?: (s: StepTrace) => void } = {}): Promise<TimedRun | undefined> => {
+  const once = async (tokens: number[], variant: BenchVariant, extra: { margins?: boolean; onStep?: (s: StepTrace) => void } = {}): Promise<TimedRun | undefined> => {
     const accepted: number[] = [];
     sequence.reset();
     const run = await complete(sequence, tokens, {
-      block,
+      decoder: variant.decoder,
+      block: Math.max(1, variant.block),
       maxTokens: options.maxTokens,
       fill: drawFromText(options.seed),
       signal: options.signal,
@@ -80,17 +86,17 @@ export async function runBench(sequence: Sequence, prompts: number[][], options:
   };
 
   for (const [p, tokens] of prompts.entries()) {
-    const reference = await once(tokens, 1, { margins: true });
+    const reference = await once(tokens, { decoder: 'ar', block: 1 }, { margins: true });
     if (!reference) return { rows, interrupted: true, trajectory };
     for (const v of options.variants) {
       const steps: StepTrace[] = [];
       const record = p === 0 && v.decoder === 'jacobi' && v.block === trajectoryBlock;
-      if (!(await once(tokens, v.block, { onStep: record ? (s) => steps.push(s) : undefined }))) return { rows, interrupted: true, trajectory };
+      if (!(await once(tokens, v, { onStep: record ? (s) => steps.push(s) : undefined }))) return { rows, interrupted: true, trajectory };
       if (record) trajectory = { prompt: p, block: v.block, steps };
     }
     for (let repeat = 0; repeat < options.repeat; repeat++) {
       for (const v of options.variants) {
-        const run = await once(tokens, v.block);
+        const run = await once(tokens, v);
         if (!run) return { rows, interrupted: true, trajectory };
         rows.push(row(p, v, repeat, run, reference.result));
       }
@@ -106,6 +112,7 @@ function row(prompt: number, v: BenchVariant, repeat: number, run: TimedRun, gre
     repeat,
     ...run.stats,
     decoder: v.decoder,
+    block: v.block,
     identical: !divergence,
     ...(divergence ? { firstDivergence: divergence } : {}),
     acceptedPerStep: run.accepted,
@@ -129,12 +136,17 @@ export function summarize(rows: BenchRow[], variants: BenchVariant[]): { summary
     });
     const accepted: number[] = [];
     for (const r of mine) r.acceptedPerStep.forEach((n, k) => (accepted[k] = (accepted[k] ?? 0) + n));
+    const generated = mine.reduce((a, r) => a + r.generatedTokens, 0);
+    const sources: Record<string, number> = {};
+    for (const r of mine) for (const [source, n] of Object.entries(r.sources)) sources[source] = (sources[source] ?? 0) + n / Math.max(1, generated);
     return [
       {
         decoder: v.decoder,
         block: v.block,
         runs: mine.length,
         tokensPerStep: mine.reduce((a, r) => a + r.tokensPerStep, 0) / mine.length,
+        scoredPerStep: mine.reduce((a, r) => a + r.scoredPerStep, 0) / mine.length,
+        sources,
         tokensPerSecond: median(mine.map((r) => r.tokensPerSecond)),
         speedupVsAr: speedups.length ? median(speedups) : null,
         speedupMin: speedups.length ? Math.min(...speedups) : null,

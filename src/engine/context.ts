@@ -1,12 +1,16 @@
-import type { RawContext } from './addon.js';
+import type { RawContext, RawDecodeOptions, RawDecodeResult } from './addon.js';
 import { CllmError, fromNative } from './errors.js';
-import type { Evaluator } from './evaluator.js';
+import type { DecodeOptions, Evaluator } from './evaluator.js';
 
 export interface DecodeResult {
-  /** argmax[i] is the greedy prediction for position start + i + 1. */
+  /** argmax[i] is the greedy prediction for the token after node i (position start + i + 1 in a chain). */
   argmax: Int32Array;
   /** Top-1 minus top-2 logit at each position, when asked for. */
   margins?: Float32Array;
+  /** With topK: the topK best tokens after node i, best first, at topk[i * topK ...]. */
+  topk?: Int32Array;
+  /** Milliseconds inside the model's forward pass, when known (the rest of a step is host overhead). */
+  decodeMs?: number;
 }
 
 export interface ContextSettings {
@@ -42,37 +46,37 @@ export class Context implements Evaluator {
   }
 
   /**
-   * Evaluates tokens at positions start..start+n-1 in one pass (split by batchSize). The cache must hold
-   * exactly positions [0, start) beforehand; on failure roll back to start.
+   * Evaluates tokens at positions start..start+n-1 in one pass (split by batchSize), or a draft tree with
+   * `parents`. The cache must hold exactly positions [0, start) beforehand; on failure roll back to start.
    */
-  async decode(tokens: ArrayLike<number>, start: number, { margins = false } = {}): Promise<DecodeResult> {
-    return this.run(tokens, start, margins ? 'margins' : 'argmax');
+  async decode(tokens: ArrayLike<number>, start: number, { margins = false, parents, topK }: DecodeOptions = {}): Promise<DecodeResult> {
+    return this.run(tokens, start, { outputs: margins ? 'margins' : 'argmax', parents: parents && Int32Array.from(parents), topK });
   }
 
   /** Like decode, but only fills the cache: no logits are computed, which saves the output layer on prompts. */
   async prefill(tokens: ArrayLike<number>, start: number): Promise<void> {
-    await this.run(tokens, start, 'none');
+    await this.run(tokens, start, { outputs: 'none' });
   }
 
   /** Evaluates tokens like decode and returns, at each position i, the natural log-probability of targets[i]. */
   async logProbabilities(tokens: ArrayLike<number>, start: number, targets: ArrayLike<number>): Promise<Float32Array> {
-    const result = await this.run(tokens, start, 'logprobs', Int32Array.from(targets));
+    const result = await this.run(tokens, start, { outputs: 'logprobs', targets: Int32Array.from(targets) });
     return result.logprobs!;
   }
 
-  private async run(tokens: ArrayLike<number>, start: number, outputs: 'argmax' | 'margins' | 'logprobs' | 'none', targets?: Int32Array): Promise<DecodeResult & { logprobs?: Float32Array }> {
+  private async run(tokens: ArrayLike<number>, start: number, options: RawDecodeOptions): Promise<RawDecodeResult> {
     const block = tokens instanceof Int32Array ? tokens : Int32Array.from(tokens);
     if (start + block.length > this.size) {
       throw new CllmError(`the context is full: ${start + block.length} tokens exceed the context size of ${this.size}`);
     }
     try {
-      return await this.context.decode(block, start, outputs, targets);
+      return await this.context.decode(block, start, options);
     } catch (err) {
       throw new CllmError((err as Error).message);
     }
   }
 
-  /** Forgets every cached position from `position` on. */
+  /** Forgets every cached position from `position` on, and every branch of the last draft tree. */
   rollback(position: number): void {
     fromNative(() => this.context.rollback(position));
   }

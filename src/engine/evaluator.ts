@@ -1,14 +1,29 @@
 import type { DecodeResult } from './context.js';
 
+export interface DecodeOptions {
+  /** Ask for the top-2 logit margin at every position (for --verify); costs a little time. */
+  margins?: boolean;
+  /**
+   * Score a draft tree instead of a chain: parents[i] < i is node i's parent (-1 for node 0), and node i
+   * sits at start + its depth. Nodes 0..m-1 that each follow the one before form the main chain: after the
+   * pass, the cache keeps the main chain's entries until rollback, which also drops every other branch.
+   */
+  parents?: ArrayLike<number>;
+  /** Also return the topK best tokens at every position. */
+  topK?: number;
+}
+
 /**
- * What a decoder needs from a model: score a block in one pass, trim the KV cache, recognise the end of
- * generation. Context implements it over llama.cpp; the tests implement it with a pure TypeScript fake.
+ * What a decoder needs from a model: score a block or a draft tree in one pass, trim the KV cache,
+ * recognise the end of generation. Context implements it over llama.cpp; the tests implement it with a pure
+ * TypeScript fake.
  */
 export interface Evaluator {
   readonly size: number;
-  decode(tokens: ArrayLike<number>, start: number, options?: { margins?: boolean }): Promise<DecodeResult>;
+  decode(tokens: ArrayLike<number>, start: number, options?: DecodeOptions): Promise<DecodeResult>;
   /** Evaluates tokens into the KV cache without computing any prediction (a prompt). */
   prefill(tokens: ArrayLike<number>, start: number): Promise<void>;
+  /** Forgets every cached position from `position` on, and every branch of the last draft tree. */
   rollback(position: number): void;
   isEndOfGeneration(token: number): boolean;
 }

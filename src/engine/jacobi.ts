@@ -1,16 +1,28 @@
-// The Jacobi decoder of the CLLM paper, exact with respect to greedy decoding. With block = 1 it is the
-// plain autoregressive decoder: the same loop, one token per forward pass.
+// The decoding loop: every forward pass feeds the pending token and a tree of guesses after it, and keeps
+// the longest path of guesses that each equal the model's greedy choice after their parent. Each kept token
+// is what one-by-one greedy decoding would have produced, so the output is the same, in fewer passes. What
+// to guess is the drafter's business: a fixed Jacobi block (the CLLM paper's decoder; block 1 is plain
+// autoregressive decoding), or the planner of `--decoder auto`.
+import { CostModel } from './cost-model.js';
 import { drawFromText, type DraftFill } from './draft.js';
+import { acceptedPath, layout } from './draft-tree.js';
 import { CllmError } from './errors.js';
+import type { Evaluator } from './evaluator.js';
+import { Planner } from './planner.js';
 import type { Sequence } from './sequence.js';
+import { FixedBlock } from './sources/jacobi-tail.js';
+import type { Drafter } from './sources/source.js';
 
 export type StopReason = 'eos' | 'length' | 'context' | 'interrupted';
+export type DecoderName = 'auto' | 'jacobi' | 'ar';
 
 export interface GenerateOptions {
-  /** Tokens scored per forward pass: the pending token plus block - 1 guesses. 1 = autoregressive. */
+  /** Default: 'ar' for block 1, else 'jacobi'. */
+  decoder?: DecoderName;
+  /** Jacobi: tokens scored per forward pass, the pending token plus block - 1 guesses. 1 = autoregressive. */
   block: number;
   maxTokens: number;
-  /** Guesses for draft positions that have no earlier guess. Default: seeded draws from the text so far. */
+  /** Jacobi: guesses for draft positions that have no earlier guess. Default: seeded draws from the text so far. */
   fill?: DraftFill;
   signal?: AbortSignal;
   /** Ask for the top-2 logit margin at every position (for --verify); costs a little time. */
@@ -21,24 +33,33 @@ export interface GenerateOptions {
   onStep?: (step: StepTrace) => void | Promise<void>;
 }
 
-/** One forward pass: what was fed, what the model predicted, and how much of it reached its fixed point. */
+/** One forward pass: the main chain fed, what the model predicted there, and how many tokens it kept. */
 export interface StepTrace {
   step: number;
   position: number;
   fed: number[];
   predicted: number[];
   accepted: number;
+  /** Tokens scored in the pass, the tree's other branches included. */
+  scored: number;
 }
 
 export interface GenerationStats {
-  decoder: 'jacobi' | 'ar';
+  decoder: DecoderName;
+  /** Jacobi's block size; 1 for AR; for auto, the largest pass it scored. */
   block: number;
   promptTokens: number;
   generatedTokens: number;
   steps: number;
   tokensPerStep: number;
+  /** Mean tokens scored per pass (guesses included). */
+  scoredPerStep: number;
+  /** Generated tokens by where they came from: "model" for the token each pass adds, else the draft source. */
+  sources: Record<string, number>;
   prefillMs: number;
   decodeMs: number;
+  /** Of decodeMs, the time inside the model's forward passes; the rest is host overhead. */
+  forwardMs: number;
   tokensPerSecond: number;
 }
 
@@ -48,7 +69,29 @@ export interface GenerateResult {
   margins: number[];
   stopReason: StopReason;
   steps: number;
+  /** Tokens scored over all passes. */
+  scored: number;
+  /** Largest pass. */
+  largestPass: number;
+  sources: Record<string, number>;
   decodeMs: number;
+  forwardMs: number;
+}
+
+const costModels = new WeakMap<Evaluator, CostModel>();
+
+/** The drafter that options ask for; `auto` calibrates the evaluator's cost model on first use. */
+async function drafterFor(sequence: Sequence, options: GenerateOptions): Promise<Drafter> {
+  const decoder = options.decoder ?? (options.block === 1 ? 'ar' : 'jacobi');
+  if (decoder === 'ar') return new FixedBlock(1, () => []);
+  if (decoder === 'jacobi') return new FixedBlock(options.block, options.fill ?? drawFromText());
+  const evaluator = sequence.evaluator;
+  let cost = costModels.get(evaluator);
+  if (!cost) {
+    cost = await CostModel.calibrate(evaluator, sequence.cached, sequence.pending);
+    costModels.set(evaluator, cost);
+  }
+  return new Planner(cost);
 }
 
 /** Generates after the sequence's pending token, until EOS, maxTokens, a full context or the signal. */
@@ -56,12 +99,15 @@ export async function generate(sequence: Sequence, options: GenerateOptions): Pr
   const { block, maxTokens, signal } = options;
   if (!Number.isInteger(block) || block < 1) throw new RangeError('block must be a positive integer');
   if (sequence.tokens.length === 0) throw new CllmError('the prompt is empty: it tokenizes to no tokens');
-  const fill = options.fill ?? drawFromText();
   const evaluator = sequence.evaluator;
+  const drafter = await drafterFor(sequence, options);
   const tokens: number[] = [];
   const margins: number[] = [];
-  let draft: number[] = [];
+  const sources: Record<string, number> = {};
   let steps = 0;
+  let scored = 0;
+  let largestPass = 0;
+  let forwardMs = 0;
   let stopReason: StopReason | undefined;
   const t0 = performance.now();
   let observerMs = 0;
@@ -72,25 +118,38 @@ export async function generate(sequence: Sequence, options: GenerateOptions): Pr
     else if (sequence.position >= evaluator.size) stopReason = 'context';
     if (stopReason) break;
 
-    // 1. Feed [pending, d1..d(n-1)] at positions P..P+n-1; n shrinks only at the end of the context.
-    const n = Math.min(block, evaluator.size - sequence.position);
-    draft.push(...fill(sequence.tokens, Math.max(0, n - 1 - draft.length)));
-    const fed = [sequence.pending, ...draft.slice(0, n - 1)];
+    // 1. Feed the committed tokens the cache lacks (the pending one last), then the guesses after it.
+    const uncached = sequence.uncached;
+    const room = evaluator.size - sequence.cached - uncached.length;
+    const pass = layout(uncached, drafter.draft(sequence.tokens, room, uncached.length));
+    const start = sequence.cached;
+    const passStart = performance.now();
     let result;
     try {
-      result = await evaluator.decode(fed, sequence.position, { margins: options.margins });
+      result = await evaluator.decode(pass.tokens, start, { margins: options.margins, parents: pass.parents, topK: drafter.topK || undefined });
     } catch (err) {
-      evaluator.rollback(sequence.position); // keep the invariant for whoever handles the error
+      evaluator.rollback(start); // keep the invariant for whoever handles the error
       throw err;
     }
-    const predicted = Array.from(result.argmax);
+    const passMs = performance.now() - passStart;
+    forwardMs += result.decodeMs ?? passMs;
     steps++;
+    scored += pass.tokens.length;
+    largestPass = Math.max(largestPass, pass.tokens.length);
 
-    // 2. predicted[j] is the greedy token for position P+j+1. It is certain while every guess before it
-    //    was right: fed[i] === predicted[i-1] for all i <= j.
-    let accepted = 1;
-    while (accepted < n && fed[accepted] === predicted[accepted - 1]) accepted++;
-    const observed = options.onStep?.({ step: steps, position: sequence.position, fed, predicted, accepted });
+    // 2. argmax[i] is the greedy token after pass index i. It is certain while every guess on the path to
+    //    i was right: each guess equals the argmax after its parent.
+    const path = acceptedPath(pass, result.argmax);
+    const predicted = path.map((i) => result.argmax[i]);
+    const mainChain = Array.from({ length: pass.mainChain - pass.root }, (_, i) => pass.root + i);
+    const observed = options.onStep?.({
+      step: steps,
+      position: sequence.position,
+      fed: mainChain.map((i) => pass.tokens[i]),
+      predicted: mainChain.map((i) => result.argmax[i]),
+      accepted: path.length,
+      scored: pass.tokens.length,
+    });
     if (observed) {
       const paused = performance.now();
       await observed;
@@ -98,7 +157,7 @@ export async function generate(sequence: Sequence, options: GenerateOptions): Pr
     }
 
     // 3. Keep the accepted run, cut at the first end-of-generation token or at maxTokens.
-    let kept = predicted.slice(0, accepted);
+    let kept = predicted;
     const eos = kept.findIndex((t) => evaluator.isEndOfGeneration(t));
     if (eos >= 0) {
       kept = kept.slice(0, eos + 1);
@@ -109,28 +168,37 @@ export async function generate(sequence: Sequence, options: GenerateOptions): Pr
       stopReason ??= 'length';
     }
     tokens.push(...kept);
-    if (result.margins) margins.push(...Array.from(result.margins.subarray(0, kept.length)));
-    // The cache keeps the entries of committed tokens (P..P+k-1) and drops the rest of the block.
-    sequence.commit(kept);
+    if (result.margins) margins.push(...path.slice(0, kept.length).map((i) => result.margins![i]));
+    kept.forEach((_, k) => {
+      const source = k + 1 < path.length ? pass.source[path[k + 1]] : 'model';
+      sources[source] = (sources[source] ?? 0) + 1;
+    });
+    // The cache keeps the entries of the accepted path as far as it runs along the main chain.
+    const onMainChain = path.filter((i) => i < pass.mainChain).length;
+    sequence.commit(kept, start + pass.root + onMainChain);
     options.onTokens?.(kept);
 
-    // 4. The unverified predictions become the next draft; fill tops it up on the next step.
-    draft = predicted.slice(accepted);
+    // 4. The drafter learns from the pass: its sources, the acceptance rates and the cost of a pass.
+    drafter.observe({ layout: pass, start, argmax: result.argmax, topk: result.topk, topK: drafter.topK, path, committed: sequence.tokens }, passMs);
   }
-  return { tokens, margins, stopReason, steps, decodeMs: performance.now() - t0 - observerMs };
+  return { tokens, margins, stopReason, steps, scored, largestPass, sources, decodeMs: performance.now() - t0 - observerMs, forwardMs };
 }
 
-export function generationStats(result: GenerateResult, run: { block: number; promptTokens: number; prefillMs: number }): GenerationStats {
+export function generationStats(result: GenerateResult, run: { decoder?: DecoderName; block: number; promptTokens: number; prefillMs: number }): GenerationStats {
   const generatedTokens = result.tokens.length;
+  const decoder = run.decoder ?? (run.block === 1 ? 'ar' : 'jacobi');
   return {
-    decoder: run.block === 1 ? 'ar' : 'jacobi',
-    block: run.block,
+    decoder,
+    block: decoder === 'auto' ? result.largestPass : run.block,
     promptTokens: run.promptTokens,
     generatedTokens,
     steps: result.steps,
     tokensPerStep: result.steps ? generatedTokens / result.steps : 0,
+    scoredPerStep: result.steps ? result.scored / result.steps : 0,
+    sources: result.sources,
     prefillMs: run.prefillMs,
     decodeMs: result.decodeMs,
+    forwardMs: result.forwardMs,
     tokensPerSecond: result.decodeMs > 0 ? (generatedTokens * 1000) / result.decodeMs : 0,
   };
 }
@@ -157,5 +225,5 @@ export function firstDivergence(greedy: GenerateResult, other: readonly number[]
 export async function complete(sequence: Sequence, prompt: readonly number[], options: GenerateOptions): Promise<{ result: GenerateResult; stats: GenerationStats }> {
   const prefillMs = await sequence.append(prompt);
   const result = await generate(sequence, options);
-  return { result, stats: generationStats(result, { block: options.block, promptTokens: prompt.length, prefillMs }) };
+  return { result, stats: generationStats(result, { decoder: options.decoder, block: options.block, promptTokens: prompt.length, prefillMs }) };
 }

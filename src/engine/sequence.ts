@@ -2,12 +2,14 @@ import { CllmError } from './errors.js';
 import type { Evaluator } from './evaluator.js';
 
 /**
- * One token sequence and its KV cache. Invariant: the cache holds every committed token except the last,
- * the *pending* token, which the next forward pass feeds first. Multi-turn chat appends to it, so earlier
- * turns are never evaluated again.
+ * One token sequence and its KV cache. Invariant: the cache holds the first `cached` committed tokens, at
+ * least every one but the last, the *pending* token. The next forward pass feeds the rest first: usually
+ * just the pending token, more after a draft tree accepted a branch off its main chain. Multi-turn chat
+ * appends to it, so earlier turns are never evaluated again.
  */
 export class Sequence {
   private committed: number[] = [];
+  private cachedTokens = 0;
 
   constructor(readonly evaluator: Evaluator) {}
 
@@ -24,12 +26,22 @@ export class Sequence {
     return this.committed[this.committed.length - 1];
   }
 
+  /** Committed tokens held in the KV cache: positions [0, cached). */
+  get cached(): number {
+    return this.cachedTokens;
+  }
+
+  /** The committed tokens the cache lacks, which the next pass feeds first: the pending token last. */
+  get uncached(): readonly number[] {
+    return this.committed.slice(this.cachedTokens);
+  }
+
   /** Appends prompt tokens, evaluating all but the new pending token. Returns milliseconds spent. */
   async append(tokens: readonly number[]): Promise<number> {
     const t0 = performance.now();
     if (tokens.length === 0) return 0;
-    const toEvaluate = this.committed.length ? [this.pending, ...tokens.slice(0, -1)] : tokens.slice(0, -1);
-    const start = this.position;
+    const toEvaluate = [...this.uncached, ...tokens].slice(0, -1);
+    const start = this.cachedTokens;
     if (start + toEvaluate.length + 1 > this.evaluator.size) {
       throw new CllmError(`the prompt needs ${start + toEvaluate.length + 1} tokens of context, more than the ${this.evaluator.size} available (raise --ctx)`);
     }
@@ -40,17 +52,23 @@ export class Sequence {
       throw err;
     }
     this.committed.push(...tokens);
+    this.cachedTokens = this.position;
     return performance.now() - t0;
   }
 
-  /** Commits generated tokens whose KV entries (all but the last) the caller has kept in the cache. */
-  commit(tokens: readonly number[]): void {
+  /**
+   * Commits generated tokens. The cache keeps its entries below `cached` (default: all but the new pending
+   * token, which the caller must have left in the cache) and drops the rest.
+   */
+  commit(tokens: readonly number[], cached = Infinity): void {
     this.committed.push(...tokens);
-    this.evaluator.rollback(this.position);
+    this.cachedTokens = Math.min(cached, this.position);
+    this.evaluator.rollback(this.cachedTokens);
   }
 
   reset(): void {
     this.committed = [];
+    this.cachedTokens = 0;
     this.evaluator.rollback(0);
   }
 }
