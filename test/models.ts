@@ -8,3 +8,6 @@ export const fixtureModel = FIXTURE_PATH;
 export const storiesModel = process.env.CLLM_TEST_MODEL ?? resolve(import.meta.dirname, '../../shared/models/stories260K.gguf');
 export const haveStories = existsSync(storiesModel);
 if (!haveStories) console.warn(`stories260K not found at ${storiesModel}: its tests are skipped`);
+export const pycoderModel = resolve(import.meta.dirname, '../../shared/models/pycoder-16m.gguf');
+export const havePycoder = existsSync(pycoderModel);
+export const codePrompts = resolve(import.meta.dirname, '../../shared/data/code-prompts-heldout.jsonl');

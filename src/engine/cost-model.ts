@@ -55,8 +55,9 @@ export class CostModel {
     return Math.max(ta + ((tb - ta) * (n - a)) / (b - a), Number.EPSILON);
   }
 
-  /** Folds in a measured pass. */
+  /** Folds in a measured pass (unless smoothing is 0: a fixed model). */
   observe(n: number, ms: number): void {
+    if (this.smoothing === 0) return;
     const before = this.ms.get(n);
     this.ms.set(n, before === undefined ? ms : before + this.smoothing * (ms - before));
   }

@@ -51,10 +51,11 @@ export class DraftTree {
     return index;
   }
 
-  /** Adds a chain of guesses below `parent`, each with the probability given by `p(depth)`. */
-  addChain(parent: number, tokens: readonly number[], p: (depth: number) => number, key: string, source: string): void {
+  /** Adds a chain of guesses below `parent`, each with the probability given by `p(depth)`; returns its last node. */
+  addChain(parent: number, tokens: readonly number[], p: (depth: number) => number, key: string, source: string): number {
     let at = parent;
     tokens.forEach((token, depth) => (at = this.add(at, token, p(depth), key, source)));
+    return at;
   }
 
   /** Each node's probability of being reached and accepted: the product of p along its path. */

@@ -19,6 +19,10 @@ export type DecoderName = 'auto' | 'jacobi' | 'ar';
 export interface GenerateOptions {
   /** Default: 'ar' for block 1, else 'jacobi'. */
   decoder?: DecoderName;
+  /** auto: the cost of a pass. Default: calibrated on the evaluator at its first auto generation, then kept. */
+  costModel?: CostModel;
+  /** A drafter of your own (such as a Planner over chosen sources); it replaces `decoder`. */
+  drafter?: Drafter;
   /** Jacobi: tokens scored per forward pass, the pending token plus block - 1 guesses. 1 = autoregressive. */
   block: number;
   maxTokens: number;
@@ -82,11 +86,12 @@ const costModels = new WeakMap<Evaluator, CostModel>();
 
 /** The drafter that options ask for; `auto` calibrates the evaluator's cost model on first use. */
 async function drafterFor(sequence: Sequence, options: GenerateOptions): Promise<Drafter> {
+  if (options.drafter) return options.drafter;
   const decoder = options.decoder ?? (options.block === 1 ? 'ar' : 'jacobi');
   if (decoder === 'ar') return new FixedBlock(1, () => []);
   if (decoder === 'jacobi') return new FixedBlock(options.block, options.fill ?? drawFromText());
   const evaluator = sequence.evaluator;
-  let cost = costModels.get(evaluator);
+  let cost = options.costModel ?? costModels.get(evaluator);
   if (!cost) {
     cost = await CostModel.calibrate(evaluator, sequence.cached, sequence.pending);
     costModels.set(evaluator, cost);
@@ -213,7 +218,7 @@ export interface Divergence {
 }
 
 /** Compares an output with greedy autoregressive output (decoded with margins); undefined if identical. */
-export function firstDivergence(greedy: GenerateResult, other: readonly number[]): Divergence | undefined {
+export function firstDivergence(greedy: Pick<GenerateResult, 'tokens' | 'margins'>, other: readonly number[]): Divergence | undefined {
   const length = Math.max(greedy.tokens.length, other.length);
   for (let i = 0; i < length; i++) {
     if (greedy.tokens[i] !== other[i]) return { index: i, expected: greedy.tokens[i], got: other[i], margin: greedy.margins[i] };

@@ -5,8 +5,8 @@
 // guess pays for itself, k is 0 and the step is plain one-token decoding.
 import { AcceptanceRates } from './acceptance.js';
 import type { CostModel } from './cost-model.js';
-import type { DraftTree } from './draft-tree.js';
-import { DraftTree as Tree } from './draft-tree.js';
+import { drawFromText } from './draft.js';
+import { DraftTree } from './draft-tree.js';
 import { JacobiTail } from './sources/jacobi-tail.js';
 import { NgramPool } from './sources/ngram-pool.js';
 import { PromptLookup } from './sources/prompt-lookup.js';
@@ -22,7 +22,7 @@ export class Planner implements Drafter {
 
   constructor(
     readonly cost: CostModel,
-    readonly sources: DraftSource[] = [new JacobiTail(), new PromptLookup(), new NgramPool(), new TokenRecycling()],
+    readonly sources: DraftSource[] = [new JacobiTail(drawFromText(), 16), new PromptLookup(), new NgramPool(), new TokenRecycling()],
     private readonly largestDraft = LARGEST_DRAFT,
   ) {
     this.topK = Math.max(0, ...sources.map((s) => (s instanceof TokenRecycling ? s.k : 0)));
@@ -30,7 +30,7 @@ export class Planner implements Drafter {
 
   draft(committed: readonly number[], room: number, uncached: number): DraftTree {
     const limit = Math.min(room, this.largestDraft);
-    const candidates = new Tree(committed[committed.length - 1]);
+    const candidates = new DraftTree(committed[committed.length - 1]);
     const rate = (key: string) => this.rates.rate(key);
     if (limit > 0) for (const source of this.sources) source.propose(candidates, committed, rate, limit);
     this.rates.watch(candidates, committed.length - 1);

@@ -7,10 +7,19 @@ import type { Drafter, DraftSource, Rate, ScoredPass } from './source.js';
 export class JacobiTail implements DraftSource {
   readonly name = 'jacobi';
   /** The unverified predictions of the last pass, for the positions after its last accepted token. */
-  tail: number[] = [];
+  private tail: number[] = [];
 
-  propose(tree: DraftTree, _committed: readonly number[], rate: Rate, limit: number): void {
-    tree.addChain(0, this.tail.slice(0, limit), () => rate('jacobi'), 'jacobi', this.name);
+  /** `fill` tops the tail up to `length` guesses: where a block has no earlier guess, Jacobi starts anyway. */
+  constructor(
+    private readonly fill?: DraftFill,
+    private readonly length = 0,
+  ) {}
+
+  propose(tree: DraftTree, committed: readonly number[], rate: Rate, limit: number): void {
+    const guesses = Math.min(limit, Math.max(this.length, this.tail.length));
+    const tail = this.tail.slice(0, guesses);
+    const end = tree.addChain(0, tail, () => rate('jacobi'), 'jacobi', this.name);
+    if (this.fill && tail.length < guesses) tree.addChain(end, this.fill(committed, guesses - tail.length), () => rate('fill'), 'fill', this.name);
   }
 
   observe({ layout, argmax, path }: ScoredPass): void {
@@ -25,19 +34,18 @@ export class JacobiTail implements DraftSource {
  */
 export class FixedBlock implements Drafter {
   readonly topK = 0;
-  private readonly tail = new JacobiTail();
+  private readonly tail: JacobiTail;
 
   constructor(
     readonly block: number,
-    private readonly fill: DraftFill,
-  ) {}
+    fill: DraftFill,
+  ) {
+    this.tail = new JacobiTail(fill, block - 1);
+  }
 
   draft(committed: readonly number[], room: number): DraftTree {
-    const guesses = Math.min(this.block - 1, room);
-    const chain = this.tail.tail.slice(0, guesses);
-    chain.push(...this.fill(committed, Math.max(0, guesses - chain.length)));
     const tree = new DraftTree(committed[committed.length - 1]);
-    tree.addChain(0, chain, () => 1, 'jacobi', 'jacobi');
+    this.tail.propose(tree, committed, () => 1, Math.min(this.block - 1, room));
     return tree;
   }
 
