@@ -82,6 +82,9 @@ class Context : public Napi::ObjectWrap<Context> {
     };
 
     Napi::Value Decode(const Napi::CallbackInfo & info);
+    Napi::Value DecodeNow(const Napi::CallbackInfo & info);
+    void prepare(const Napi::CallbackInfo & info);
+    Napi::Object result(Napi::Env env) const;
     Napi::Value Rollback(const Napi::CallbackInfo & info);
     Napi::Value Size(const Napi::CallbackInfo & info);
     Napi::Value CachedTokens(const Napi::CallbackInfo & info);

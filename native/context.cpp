@@ -89,6 +89,7 @@ Napi::Function Context::Define(Napi::Env env) {
     return DefineClass(env, "Context",
                        {
                            InstanceMethod<&Context::Decode>("decode"),
+                           InstanceMethod<&Context::DecodeNow>("decodeNow"),
                            InstanceMethod<&Context::Rollback>("rollback"),
                            InstanceMethod<&Context::Size>("size"),
                            InstanceMethod<&Context::CachedTokens>("cachedTokens"),
@@ -254,6 +255,27 @@ void Context::fillTreeBatch(const Job & job) {
     }
 }
 
+// The result object of a finished job: only per-position results, never a logits matrix.
+Napi::Object Context::result(Napi::Env env) const {
+    Napi::Object out = Napi::Object::New(env);
+    auto int32s = [&](const std::vector<llama_token> & v) {
+        Napi::Int32Array a = Napi::Int32Array::New(env, v.size());
+        std::copy(v.begin(), v.end(), a.Data());
+        return a;
+    };
+    auto floats = [&](const std::vector<float> & v) {
+        Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
+        std::copy(v.begin(), v.end(), a.Data());
+        return a;
+    };
+    out.Set("argmax", int32s(job_.argmax));
+    if (job_.outputs == Outputs::Margins) out.Set("margins", floats(job_.margins));
+    if (job_.outputs == Outputs::LogProbs) out.Set("logprobs", floats(job_.logprobs));
+    if (job_.topK) out.Set("topk", int32s(job_.topk));
+    out.Set("decodeMs", job_.decodeMs);
+    return out;
+}
+
 void Context::finish(Napi::Env env) {
     busy_ = false;
     done_.Unref(env);
@@ -262,27 +284,7 @@ void Context::finish(Napi::Env env) {
     if (!job_.error.empty()) {
         deferred->Reject(Napi::Error::New(env, job_.error).Value());
     } else {
-        Napi::Object out = Napi::Object::New(env);
-        Napi::Int32Array argmax = Napi::Int32Array::New(env, job_.argmax.size());
-        std::copy(job_.argmax.begin(), job_.argmax.end(), argmax.Data());
-        out.Set("argmax", argmax);
-        if (job_.outputs == Outputs::Margins) {
-            Napi::Float32Array margins = Napi::Float32Array::New(env, job_.margins.size());
-            std::copy(job_.margins.begin(), job_.margins.end(), margins.Data());
-            out.Set("margins", margins);
-        }
-        if (job_.topK) {
-            Napi::Int32Array topk = Napi::Int32Array::New(env, job_.topk.size());
-            std::copy(job_.topk.begin(), job_.topk.end(), topk.Data());
-            out.Set("topk", topk);
-        }
-        out.Set("decodeMs", job_.decodeMs);
-        if (job_.outputs == Outputs::LogProbs) {
-            Napi::Float32Array logprobs = Napi::Float32Array::New(env, job_.logprobs.size());
-            std::copy(job_.logprobs.begin(), job_.logprobs.end(), logprobs.Data());
-            out.Set("logprobs", logprobs);
-        }
-        deferred->Resolve(out);
+        deferred->Resolve(result(env));
     }
     if (disposeRequested_) free();
 }
@@ -309,10 +311,37 @@ std::vector<int32_t> int32Option(Napi::Env env, Napi::Object options, const char
 }  // namespace
 
 // decode(tokens: Int32Array, startPosition, { outputs, targets?, parents?, topK? })
-//   -> Promise<{ argmax, margins?, logprobs?, topk?, decodeMs }>
+//   -> Promise<{ argmax, margins?, logprobs?, topk?, decodeMs }>, computed on the context's thread
 // outputs: "argmax" | "margins" | "logprobs" | "none"; logprobs[i] is log p(targets[i]) at position i.
 // parents: a draft tree (parents[i] < i, -1 for node 0), scored in one pass; topK: candidates per position.
 Napi::Value Context::Decode(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    prepare(info);
+    deferred_ = std::make_unique<Napi::Promise::Deferred>(env);
+    Napi::Promise promise = deferred_->Promise();
+    busy_ = true;
+    done_.Ref(env);  // keeps the process alive while a decode is in flight
+    Ref();           // and this object: a collected Context must not free what the worker is using
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        hasJob_ = true;
+    }
+    wake_.notify_one();
+    return promise;
+}
+
+// decodeNow(...): the same as decode, run on the calling thread and returned at once. A short pass
+// costs less than the hand-over to the context's thread and back (tens of microseconds).
+Napi::Value Context::DecodeNow(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    prepare(info);
+    run(job_);
+    if (!job_.error.empty()) throw Napi::Error::New(env, job_.error);
+    return result(env);
+}
+
+// Checks decode's arguments and fills job_ from them.
+void Context::prepare(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     llama_context * ctx = live(env);
     if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || !info[2].IsObject()) {
@@ -357,17 +386,6 @@ Napi::Value Context::Decode(const Napi::CallbackInfo & info) {
     job_.targets = std::move(targets);
     job_.parents = std::move(parents);
     job_.topK = k;
-    deferred_ = std::make_unique<Napi::Promise::Deferred>(env);
-    Napi::Promise promise = deferred_->Promise();
-    busy_ = true;
-    done_.Ref(env);  // keeps the process alive while a decode is in flight
-    Ref();           // and this object: a collected Context must not free what the worker is using
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        hasJob_ = true;
-    }
-    wake_.notify_one();
-    return promise;
 }
 
 // rollback(position): forget every cached position >= position, and every branch of a draft tree.

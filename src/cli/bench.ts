@@ -171,7 +171,7 @@ function printSummary(summary: BenchSummaryRow[], bestBlock: number | null, sett
   }
   const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
   out.write(chalk.dim(`${plural(settings.promptCount, 'prompt')} x ${plural(settings.repeat, 'repeat')}, ${settings.maxTokens} tokens each, ${plural(settings.threads, 'thread')}\n`));
-  const header = ['decoder', 'block', 'tokens/step', 'tok/s (median)', 'speedup vs AR (min-max)', 'identical'];
+  const header = ['decoder', 'block', 'tokens/step', 'tok/s (median)', 'speedup vs AR (min-max)', 'identical', 'host'];
   const rows = summary.map((s) => [
     s.decoder,
     s.decoder === 'auto' ? '-' : String(s.block),
@@ -179,6 +179,7 @@ function printSummary(summary: BenchSummaryRow[], bestBlock: number | null, sett
     s.tokensPerSecond.toFixed(1),
     s.speedupVsAr === null ? '-' : `${s.speedupVsAr.toFixed(2)}x (${s.speedupMin!.toFixed(2)}-${s.speedupMax!.toFixed(2)})`,
     s.identical,
+    `${(100 * s.hostShare).toFixed(1)}%`,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');

@@ -56,7 +56,10 @@ export interface RawDecodeOptions {
 }
 
 export interface RawContext {
+  /** Decodes on the context's own thread. */
   decode(tokens: Int32Array, startPosition: number, options: RawDecodeOptions): Promise<RawDecodeResult>;
+  /** Decodes on the calling thread, blocking it: for short passes, where the hand-over costs more. */
+  decodeNow(tokens: Int32Array, startPosition: number, options: RawDecodeOptions): RawDecodeResult;
   /** Forgets every cached position from `position` on, and every branch of the last draft tree. */
   rollback(position: number): void;
   size(): number;

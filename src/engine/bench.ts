@@ -29,6 +29,8 @@ export interface BenchSummaryRow {
   scoredPerStep: number;
   /** Share of the generated tokens by origin: "model" (one per pass) or a draft source. */
   sources: Record<string, number>;
+  /** Share of decoding time spent outside the model's forward passes: JavaScript, N-API, drafting. */
+  hostShare: number;
   tokensPerSecond: number;
   /** Median over prompts and repeats of this variant's tok/s over AR's in the same prompt and repeat. */
   speedupVsAr: number | null;
@@ -147,6 +149,7 @@ export function summarize(rows: BenchRow[], variants: BenchVariant[]): { summary
         tokensPerStep: mine.reduce((a, r) => a + r.tokensPerStep, 0) / mine.length,
         scoredPerStep: mine.reduce((a, r) => a + r.scoredPerStep, 0) / mine.length,
         sources,
+        hostShare: mine.reduce((a, r) => a + (r.decodeMs > 0 ? 1 - r.forwardMs / r.decodeMs : 0), 0) / mine.length,
         tokensPerSecond: median(mine.map((r) => r.tokensPerSecond)),
         speedupVsAr: speedups.length ? median(speedups) : null,
         speedupMin: speedups.length ? Math.min(...speedups) : null,

@@ -13,6 +13,14 @@ export interface DecodeResult {
   decodeMs?: number;
 }
 
+/**
+ * Passes shorter than this run on the JavaScript thread: handing a pass to the context's thread and the
+ * result back costs tens of microseconds, as much as a whole pass of a small model.
+ */
+const INLINE_BELOW_MS = 8;
+/** Inline passes block the event loop; it gets a turn this often, for Ctrl-C and output to pipes. */
+const YIELD_EVERY_MS = 15;
+
 export interface ContextSettings {
   contextSize: number;
   batchSize: number;
@@ -24,6 +32,9 @@ export interface ContextSettings {
  * returns per-position argmax, computed natively; rollback() trims the cache after rejected draft tokens.
  */
 export class Context implements Evaluator {
+  private lastPassMs = Infinity;
+  private lastYield = performance.now();
+
   constructor(
     private raw: RawContext | undefined,
     readonly settings: ContextSettings,
@@ -70,7 +81,18 @@ export class Context implements Evaluator {
       throw new CllmError(`the context is full: ${start + block.length} tokens exceed the context size of ${this.size}`);
     }
     try {
-      return await this.context.decode(block, start, options);
+      if (options.outputs === 'none' || this.lastPassMs >= INLINE_BELOW_MS) {
+        const result = await this.context.decode(block, start, options);
+        this.lastPassMs = result.decodeMs;
+        return result;
+      }
+      if (performance.now() - this.lastYield > YIELD_EVERY_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        this.lastYield = performance.now();
+      }
+      const result = this.context.decodeNow(block, start, options);
+      this.lastPassMs = result.decodeMs;
+      return result;
     } catch (err) {
       throw new CllmError((err as Error).message);
     }

@@ -34,7 +34,7 @@ export class CostModel {
     await time(1); // warm-up: the first pass allocates
     for (const n of CALIBRATION_SIZES) {
       if (position + n > evaluator.size) break;
-      const ms = Math.min(await time(n), await time(n));
+      const ms = Math.min(await time(n), await time(n), await time(n));
       measured.push([n, ms]);
       if (performance.now() - began > budgetMs || ms > 8 * measured[0][1]) break;
     }
@@ -59,7 +59,10 @@ export class CostModel {
   observe(n: number, ms: number): void {
     if (this.smoothing === 0) return;
     const before = this.ms.get(n);
-    this.ms.set(n, before === undefined ? ms : before + this.smoothing * (ms - before));
+    if (before === undefined) return void this.ms.set(n, ms);
+    // A pass the OS delayed (a page fault, another process) must not make a size look dear for long.
+    const clipped = Math.min(Math.max(ms, before / 2), before * 2);
+    this.ms.set(n, before + this.smoothing * (clipped - before));
   }
 
   /** The measured sizes and their smoothed times, for reports. */

@@ -58,10 +58,16 @@ export class DraftTree {
     return at;
   }
 
-  /** Each node's probability of being reached and accepted: the product of p along its path. */
+  /**
+   * Each node's probability of being reached and accepted: the product of p along its path. At most one
+   * child of a node can be right, so where sources disagree and their children's p add up to more than 1,
+   * they are scaled down to sum to 1.
+   */
   pathProbabilities(): number[] {
+    const siblings = new Array<number>(this.nodes.length).fill(0);
+    for (const node of this.nodes) if (node.parent >= 0) siblings[node.parent] += node.p;
     const out = new Array<number>(this.nodes.length);
-    this.nodes.forEach((node, i) => (out[i] = node.parent < 0 ? 1 : out[node.parent] * node.p));
+    this.nodes.forEach((node, i) => (out[i] = node.parent < 0 ? 1 : (out[node.parent] * node.p) / Math.max(1, siblings[node.parent])));
     return out;
   }
 
@@ -101,6 +107,18 @@ export interface Layout {
  * would; the other nodes follow in tree order, every parent before its children.
  */
 export function layout(uncached: readonly number[], tree: DraftTree): Layout {
+  const root = uncached.length - 1;
+  if (tree.nodes.every((node, i) => node.parent === i - 1)) {
+    // A chain (every step of plain and Jacobi decoding): the common case, kept cheap.
+    const guesses = tree.nodes.slice(1);
+    return {
+      tokens: [...uncached, ...guesses.map((n) => n.token)],
+      node: [...uncached.map((_, i) => (i === root ? 0 : -1)), ...guesses.map((_, i) => i + 1)],
+      source: [...uncached.map(() => ''), ...guesses.map((n) => n.source)],
+      root,
+      mainChain: root + tree.size,
+    };
+  }
   const paths = tree.pathProbabilities();
   const kids: number[][] = tree.nodes.map(() => []);
   tree.nodes.forEach((node, i) => node.parent >= 0 && kids[node.parent].push(i));
@@ -111,12 +129,10 @@ export function layout(uncached: readonly number[], tree: DraftTree): Layout {
   }
   const onMain = new Set(main);
   const order = [...main, ...tree.nodes.map((_, i) => i).filter((i) => !onMain.has(i))];
-  const position = new Map(order.map((node, i) => [node, uncached.length - 1 + i]));
-  const root = uncached.length - 1;
+  const position = new Map(order.map((node, i) => [node, root + i]));
   const tokens = [...uncached.slice(0, -1), ...order.map((i) => tree.nodes[i].token)];
   const node = [...uncached.slice(0, -1).map(() => -1), ...order];
-  const isChain = order.length === main.length;
-  const parents = isChain ? undefined : tokens.map((_, i) => (i <= root ? i - 1 : position.get(tree.nodes[node[i]].parent)!));
+  const parents = tokens.map((_, i) => (i <= root ? i - 1 : position.get(tree.nodes[node[i]].parent)!));
   const source = node.map((i) => (i > 0 ? tree.nodes[i].source : ''));
   return { tokens, parents, node, source, root, mainChain: root + main.length };
 }
@@ -127,6 +143,10 @@ export function layout(uncached: readonly number[], tree: DraftTree): Layout {
  */
 export function acceptedPath(pass: Layout, argmax: ArrayLike<number>): number[] {
   const path = [pass.root];
+  if (!pass.parents) {
+    while (path.length + pass.root < pass.tokens.length && pass.tokens[pass.root + path.length] === argmax[pass.root + path.length - 1]) path.push(pass.root + path.length);
+    return path;
+  }
   const childrenOf = new Map<number, number[]>();
   const parentOf = (i: number) => (pass.parents ? pass.parents[i] : i - 1);
   for (let i = pass.root + 1; i < pass.tokens.length; i++) {

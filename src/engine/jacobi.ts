@@ -146,12 +146,11 @@ export async function generate(sequence: Sequence, options: GenerateOptions): Pr
     //    i was right: each guess equals the argmax after its parent.
     const path = acceptedPath(pass, result.argmax);
     const predicted = path.map((i) => result.argmax[i]);
-    const mainChain = Array.from({ length: pass.mainChain - pass.root }, (_, i) => pass.root + i);
     const observed = options.onStep?.({
       step: steps,
       position: sequence.position,
-      fed: mainChain.map((i) => pass.tokens[i]),
-      predicted: mainChain.map((i) => result.argmax[i]),
+      fed: pass.tokens.slice(pass.root, pass.mainChain),
+      predicted: Array.from(result.argmax.subarray(pass.root, pass.mainChain)),
       accepted: path.length,
       scored: pass.tokens.length,
     });

@@ -19,6 +19,22 @@ export const LARGEST_DRAFT = 63;
 export class Planner implements Drafter {
   readonly topK: number;
   readonly rates = new AcceptanceRates();
+  /**
+   * Accepted over expected guesses in the passes so far that scored guesses (with a prior of 4 to 4).
+   * The rates treat guesses as independent, which they are not, and the planner picks guesses where the
+   * rates look best: this corrects the estimates that result, whichever way they are off.
+   */
+  private expectedGuesses = 4;
+  private acceptedGuesses = 4;
+  private lastExpected = 0;
+  /** Smoothed milliseconds that building and choosing candidates takes: a step that drafts pays it. */
+  private draftingMs = 0;
+  /**
+   * When a step finds no guess worth scoring, the next few steps skip drafting altogether (1, 2, 4 ... 16
+   * of them), so that a model on which drafts do not pay decodes at the speed of plain decoding.
+   */
+  private pause = 0;
+  private paused = 0;
 
   constructor(
     readonly cost: CostModel,
@@ -29,17 +45,30 @@ export class Planner implements Drafter {
   }
 
   draft(committed: readonly number[], room: number, uncached: number): DraftTree {
+    const pending = committed[committed.length - 1];
+    if (this.paused > 0) {
+      this.paused--;
+      this.lastExpected = 0;
+      return new DraftTree(pending);
+    }
+    const began = performance.now();
     const limit = Math.min(room, this.largestDraft);
-    const candidates = new DraftTree(committed[committed.length - 1]);
+    const candidates = new DraftTree(pending);
     const rate = (key: string) => this.rates.rate(key);
     if (limit > 0) for (const source of this.sources) source.propose(candidates, committed, rate, limit);
     this.rates.watch(candidates, committed.length - 1);
-    return this.choose(candidates, limit, uncached);
+    const chosen = this.choose(candidates, limit, uncached);
+    this.pause = chosen.size > 1 ? 0 : Math.min(16, Math.max(1, 2 * this.pause));
+    this.paused = this.pause;
+    const ms = performance.now() - began;
+    this.draftingMs = this.draftingMs ? this.draftingMs + 0.1 * (ms - this.draftingMs) : ms;
+    return chosen;
   }
 
   /** The k likeliest guesses, for the k that maximizes expected tokens per millisecond. */
   choose(candidates: DraftTree, limit: number, uncached: number): DraftTree {
-    const reach = candidates.pathProbabilities();
+    const correction = Math.min(1, this.acceptedGuesses / this.expectedGuesses);
+    const reach = candidates.pathProbabilities().map((p) => p * correction);
     // A child is never likelier than its parent, and ties keep index order, so every prefix is a tree.
     const order = reach.map((_, i) => i).slice(1).sort((a, b) => reach[b] - reach[a] || a - b);
     let best = 0;
@@ -47,13 +76,18 @@ export class Planner implements Drafter {
     let expected = 1;
     for (let k = 1; k <= Math.min(order.length, limit); k++) {
       expected += reach[order[k - 1]];
-      const tokensPerMs = expected / this.cost.time(uncached + k);
+      const tokensPerMs = expected / (this.cost.time(uncached + k) + this.draftingMs);
       if (tokensPerMs > bestRate) [best, bestRate] = [k, tokensPerMs];
     }
+    this.lastExpected = order.slice(0, best).reduce((sum, i) => sum + reach[i], 0) / correction;
     return candidates.subtree(order.slice(0, best));
   }
 
   observe(pass: ScoredPass, ms: number): void {
+    if (this.lastExpected > 0) {
+      this.expectedGuesses += this.lastExpected;
+      this.acceptedGuesses += pass.path.length - 1;
+    }
     this.cost.observe(pass.layout.tokens.length, ms);
     this.rates.resolve(pass.committed);
     for (const source of this.sources) source.observe(pass);
