@@ -86,6 +86,7 @@ class Context : public Napi::ObjectWrap<Context> {
     void prepare(const Napi::CallbackInfo & info);
     Napi::Object result(Napi::Env env) const;
     Napi::Value Rollback(const Napi::CallbackInfo & info);
+    Napi::Value SetThreads(const Napi::CallbackInfo & info);
     Napi::Value Size(const Napi::CallbackInfo & info);
     Napi::Value CachedTokens(const Napi::CallbackInfo & info);
     Napi::Value Dispose(const Napi::CallbackInfo & info);

@@ -90,6 +90,7 @@ Napi::Function Context::Define(Napi::Env env) {
                        {
                            InstanceMethod<&Context::Decode>("decode"),
                            InstanceMethod<&Context::DecodeNow>("decodeNow"),
+                           InstanceMethod<&Context::SetThreads>("setThreads"),
                            InstanceMethod<&Context::Rollback>("rollback"),
                            InstanceMethod<&Context::Size>("size"),
                            InstanceMethod<&Context::CachedTokens>("cachedTokens"),
@@ -401,6 +402,15 @@ Napi::Value Context::Rollback(const Napi::CallbackInfo & info) {
     if (!llama_memory_seq_rm(memory, 0, static_cast<llama_pos>(position), -1)) {
         throw Napi::Error::New(info.Env(), "the KV cache could not be rolled back");
     }
+    return info.Env().Undefined();
+}
+
+// setThreads(n): the CPU threads of later passes; ggml starts its team per pass, so this is cheap.
+Napi::Value Context::SetThreads(const Napi::CallbackInfo & info) {
+    llama_context * ctx = live(info.Env());
+    int32_t n = info[0].ToNumber().Int32Value();
+    if (n < 1) throw Napi::RangeError::New(info.Env(), "threads must be at least 1");
+    llama_set_n_threads(ctx, n, n);
     return info.Env().Undefined();
 }
 

@@ -62,6 +62,8 @@ export interface RawContext {
   decodeNow(tokens: Int32Array, startPosition: number, options: RawDecodeOptions): RawDecodeResult;
   /** Forgets every cached position from `position` on, and every branch of the last draft tree. */
   rollback(position: number): void;
+  /** CPU threads for later passes. */
+  setThreads(threads: number): void;
   size(): number;
   cachedTokens(): number;
   dispose(): void;

@@ -1,6 +1,7 @@
 import type { RawContext, RawDecodeOptions, RawDecodeResult } from './addon.js';
 import { CllmError, fromNative } from './errors.js';
 import type { DecodeOptions, Evaluator } from './evaluator.js';
+import { ThreadGovernor } from './threads.js';
 
 export interface DecodeResult {
   /** argmax[i] is the greedy prediction for the token after node i (position start + i + 1 in a chain). */
@@ -24,7 +25,10 @@ const YIELD_EVERY_MS = 15;
 export interface ContextSettings {
   contextSize: number;
   batchSize: number;
+  /** The most CPU threads a pass uses. */
   threads: number;
+  /** Fewer threads when that is faster (when other processes compete for the cores). */
+  adaptThreads: boolean;
 }
 
 /**
@@ -34,13 +38,21 @@ export interface ContextSettings {
 export class Context implements Evaluator {
   private lastPassMs = Infinity;
   private lastYield = performance.now();
+  private readonly governor: ThreadGovernor | undefined;
 
   constructor(
     private raw: RawContext | undefined,
     readonly settings: ContextSettings,
     readonly isEndOfGeneration: (token: number) => boolean,
     private readonly onDispose: () => void,
-  ) {}
+  ) {
+    if (settings.adaptThreads) this.governor = new ThreadGovernor(settings.threads, (n) => this.context.setThreads(n));
+  }
+
+  /** CPU threads the next pass uses. */
+  get threads(): number {
+    return this.governor?.current ?? this.settings.threads;
+  }
 
   private get context(): RawContext {
     if (!this.raw) throw new CllmError('the context has been disposed');
@@ -81,17 +93,19 @@ export class Context implements Evaluator {
       throw new CllmError(`the context is full: ${start + block.length} tokens exceed the context size of ${this.size}`);
     }
     try {
-      if (options.outputs === 'none' || this.lastPassMs >= INLINE_BELOW_MS) {
-        const result = await this.context.decode(block, start, options);
-        this.lastPassMs = result.decodeMs;
-        return result;
+      if (options.outputs === 'none') return await this.context.decode(block, start, options);
+      let result;
+      if (this.lastPassMs >= INLINE_BELOW_MS) {
+        result = await this.context.decode(block, start, options);
+      } else {
+        if (performance.now() - this.lastYield > YIELD_EVERY_MS) {
+          await new Promise((resolve) => setImmediate(resolve));
+          this.lastYield = performance.now();
+        }
+        result = this.context.decodeNow(block, start, options);
       }
-      if (performance.now() - this.lastYield > YIELD_EVERY_MS) {
-        await new Promise((resolve) => setImmediate(resolve));
-        this.lastYield = performance.now();
-      }
-      const result = this.context.decodeNow(block, start, options);
       this.lastPassMs = result.decodeMs;
+      this.governor?.observe(block.length, result.decodeMs);
       return result;
     } catch (err) {
       throw new CllmError((err as Error).message);

@@ -42,7 +42,10 @@ export interface ContextOptions {
   contextSize?: number;
   /** Largest number of tokens in one llama_decode; longer blocks are split. Default 512. */
   batchSize?: number;
-  /** Default: the machine's core count. */
+  /**
+   * Default: the machine's core count, lowered at run time to 1 while that is faster (when other
+   * processes compete for the cores). A number given here is kept as it is.
+   */
   threads?: number;
   /**
    * Default true: an F32 KV cache without flash attention, so that block decoding rounds like one token at
@@ -147,7 +150,7 @@ export class Model {
     if (!Number.isInteger(contextSize) || contextSize < 1) throw new CllmError(`context size must be a positive integer, not ${contextSize}`);
     if (!Number.isInteger(threads) || threads < 1) throw new CllmError(`threads must be a positive integer, not ${threads}`);
     const raw = fromNative(() => new (native().Context)(this.model, { contextSize, batchSize, threads, exact: options.exact ?? true }));
-    const context = new Context(raw, { contextSize: raw.size(), batchSize, threads }, (token) => this.isEndOfGeneration(token), () =>
+    const context = new Context(raw, { contextSize: raw.size(), batchSize, threads, adaptThreads: options.threads === undefined }, (token) => this.isEndOfGeneration(token), () =>
       this.contexts.delete(context),
     );
     this.contexts.add(context);
