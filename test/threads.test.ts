@@ -29,7 +29,8 @@ describe('thread governor', () => {
     const used = simulate(governor, busy, 30_000, applied);
     const collapsed = used.slice(5000, 10_000).filter((t) => t === 2).length;
     expect(collapsed).toBeLessThan(60); // about a second's worth of passes before the first trial
-    expect(used.slice(12_000).filter((t) => t === 2).length).toBeGreaterThan(15_000);
+    // Back within the longest pause between trials (8 s, here about 6,000 passes).
+    expect(used.slice(20_000).filter((t) => t === 2).length).toBeGreaterThan(9900);
     expect(governor.current).toBe(2);
   });
 
