@@ -45,11 +45,11 @@ for (const { name, path, skip } of cases) {
       for (const [i, prompt] of STORY_OPENERS.entries()) {
         const tokens = Array.from(model.tokenize(prompt));
         sequence.reset();
-        const greedy = (await complete(sequence, tokens, { block: 1, maxTokens: MAX_TOKENS, margins: true })).result;
+        const greedy = (await complete(sequence, tokens, { decoder: 'ar', maxTokens: MAX_TOKENS, margins: true })).result;
         expect(greedy.tokens.length).toBeGreaterThan(0);
         for (const block of BLOCKS) {
           sequence.reset();
-          const jacobi = (await complete(sequence, tokens, { block, maxTokens: MAX_TOKENS, fill: undefined })).result;
+          const jacobi = (await complete(sequence, tokens, { decoder: 'jacobi', block, maxTokens: MAX_TOKENS })).result;
           compared++;
           generated += jacobi.tokens.length;
           const divergence = firstDivergence(greedy, jacobi.tokens);
@@ -103,9 +103,9 @@ for (const { name, path, skip, prompts, nearTie } of treeCases) {
         for (const [i, prompt] of prompts().entries()) {
           const tokens = Array.from(model.tokenize(prompt));
           sequence.reset();
-          const greedy = (await complete(sequence, tokens, { block: 1, maxTokens: TREE_MAX_TOKENS, margins: true })).result;
+          const greedy = (await complete(sequence, tokens, { decoder: 'ar', maxTokens: TREE_MAX_TOKENS, margins: true })).result;
           sequence.reset();
-          const drafted = (await complete(sequence, tokens, { block: 1, maxTokens: TREE_MAX_TOKENS, ...options() })).result;
+          const drafted = (await complete(sequence, tokens, { maxTokens: TREE_MAX_TOKENS, ...options() })).result;
           steps += drafted.steps;
           generated += drafted.tokens.length;
           const divergence = firstDivergence(greedy, drafted.tokens);

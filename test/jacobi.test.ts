@@ -22,6 +22,7 @@ async function run(model: FakeModel, prompt: number[], options: Partial<Generate
   const steps: StepTrace[] = [];
   const streamed: number[] = [];
   const result = await generate(sequence, {
+    decoder: 'jacobi',
     block: 8,
     maxTokens: 64,
     ...options,
@@ -36,9 +37,9 @@ async function run(model: FakeModel, prompt: number[], options: Partial<Generate
   // The invariant after every generation: the cache holds the committed tokens it claims to, at least all
   // but the pending one for a chain (a tree may leave an accepted branch to be fed again).
   expect(model.cache).toEqual(sequence.tokens.slice(0, sequence.cached));
-  if (!options.decoder && !options.drafter) expect(sequence.cached).toBe(sequence.tokens.length - 1);
+  if (options.decoder !== 'auto' && !options.drafter) expect(sequence.cached).toBe(sequence.tokens.length - 1);
   expect(streamed).toEqual(result.tokens);
-  return { result, steps, sequence, stats: generationStats(result, { block: options.block ?? 8, promptTokens: prompt.length, prefillMs }) };
+  return { result, steps, sequence, stats: generationStats(result, { decoder: 'jacobi', block: options.block ?? 8, promptTokens: prompt.length, prefillMs }) };
 }
 
 const oracle = (model: FakeModel): DraftFill => (committed, count) => model.greedy(committed, count).concat(new Array(count).fill(1)).slice(0, count);
@@ -137,11 +138,11 @@ describe('Jacobi decoder on a fake model', () => {
     const model = new FakeModel(mostlyPositional);
     const sequence = new Sequence(model);
     await sequence.append([1, 2, 3]);
-    const first = await generate(sequence, { block: 4, maxTokens: 10 });
+    const first = await generate(sequence, { decoder: 'jacobi', block: 4, maxTokens: 10 });
     const passesBefore = model.passes;
     await sequence.append([40, 41]);
     expect(model.passes).toBe(passesBefore + 1); // only the new tokens
-    const second = await generate(sequence, { block: 4, maxTokens: 10 });
+    const second = await generate(sequence, { decoder: 'jacobi', block: 4, maxTokens: 10 });
     expect(second.tokens).toEqual(model.greedy([1, 2, 3, ...first.tokens, 40, 41], 10));
   });
 

@@ -34,10 +34,10 @@ const linear = () => new CostModel([[1, 1], [2, 2]], 0);
 async function run(model: FakeModel, prompt: number[], options: Partial<GenerateOptions>) {
   const sequence = new Sequence(model);
   const prefillMs = await sequence.append(prompt);
-  const result = await generate(sequence, { block: 1, maxTokens: 120, decoder: 'auto', ...options });
+  const result = await generate(sequence, { maxTokens: 120, ...options });
   expect(model.cache).toEqual(sequence.tokens.slice(0, sequence.cached));
   expect(result.tokens).toEqual(model.greedy(prompt, options.maxTokens ?? 120));
-  return { result, sequence, stats: generationStats(result, { decoder: 'auto', block: 1, promptTokens: prompt.length, prefillMs }) };
+  return { result, sequence, stats: generationStats(result, { decoder: 'auto', promptTokens: prompt.length, prefillMs }) };
 }
 
 describe('draft trees', () => {
@@ -200,7 +200,7 @@ describe('--decoder auto on a fake model', () => {
     const model = new FakeModel(periodic, 40);
     const sequence = new Sequence(model);
     await sequence.append([1, 2, 3]);
-    const result = await generate(sequence, { block: 1, maxTokens: 100, decoder: 'auto', costModel: flat() });
+    const result = await generate(sequence, { maxTokens: 100, costModel: flat() });
     expect(result.stopReason).toBe('context');
     expect(result.tokens).toEqual(model.greedy([1, 2, 3], result.tokens.length));
     expect(model.cache.length).toBeLessThanOrEqual(40);

@@ -112,7 +112,7 @@ export function stopNotice(result: GenerateResult, context: Context): string | u
 /** Decodes the same prompt autoregressively and compares; a divergence at a near-tie is rounding, not a bug. */
 export async function verify(sequence: Sequence, prompt: number[], flags: RunFlags, output: readonly number[]) {
   sequence.reset();
-  const { result: greedy } = await complete(sequence, prompt, { block: 1, maxTokens: flags.maxTokens, margins: true });
+  const { result: greedy } = await complete(sequence, prompt, { decoder: 'ar', maxTokens: flags.maxTokens, margins: true });
   const divergence = firstDivergence(greedy, output);
   return { identical: !divergence, comparedTokens: greedy.tokens.length, ...(divergence ? { firstDivergence: divergence } : {}) };
 }

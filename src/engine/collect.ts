@@ -94,7 +94,7 @@ export async function collectPrompt(evaluator: Evaluator, prompt: readonly numbe
     const output = complete.slice(prompt.length);
     sequence.reset();
     await sequence.append(prompt);
-    const greedy = await generate(sequence, { block: 1, maxTokens: output.length, signal: options.signal });
+    const greedy = await generate(sequence, { decoder: 'ar', maxTokens: output.length, signal: options.signal });
     if (greedy.stopReason === 'interrupted') throw new CollectInterrupted();
     // Greedy decoding stops at EOS while a block runs past it; compare up to and including the first EOS.
     const eos = output.findIndex((t) => evaluator.isEndOfGeneration(t));

@@ -17,14 +17,14 @@ export type StopReason = 'eos' | 'length' | 'context' | 'interrupted';
 export type DecoderName = 'auto' | 'jacobi' | 'ar';
 
 export interface GenerateOptions {
-  /** Default: 'ar' for block 1, else 'jacobi'. */
+  /** auto (default): the planner over every draft source; jacobi: a fixed block; ar: one token per pass. */
   decoder?: DecoderName;
   /** auto: the cost of a pass. Default: calibrated on the evaluator at its first auto generation, then kept. */
   costModel?: CostModel;
   /** A drafter of your own (such as a Planner over chosen sources); it replaces `decoder`. */
   drafter?: Drafter;
-  /** Jacobi: tokens scored per forward pass, the pending token plus block - 1 guesses. 1 = autoregressive. */
-  block: number;
+  /** Jacobi: tokens scored per forward pass, the pending token plus block - 1 guesses (default 16). */
+  block?: number;
   maxTokens: number;
   /** Jacobi: guesses for draft positions that have no earlier guess. Default: seeded draws from the text so far. */
   fill?: DraftFill;
@@ -82,14 +82,15 @@ export interface GenerateResult {
   forwardMs: number;
 }
 
+const DEFAULT_BLOCK = 16;
 const costModels = new WeakMap<Evaluator, CostModel>();
 
 /** The drafter that options ask for; `auto` calibrates the evaluator's cost model on first use. */
 async function drafterFor(sequence: Sequence, options: GenerateOptions): Promise<Drafter> {
   if (options.drafter) return options.drafter;
-  const decoder = options.decoder ?? (options.block === 1 ? 'ar' : 'jacobi');
+  const decoder = options.decoder ?? 'auto';
   if (decoder === 'ar') return new FixedBlock(1, () => []);
-  if (decoder === 'jacobi') return new FixedBlock(options.block, options.fill ?? drawFromText());
+  if (decoder === 'jacobi') return new FixedBlock(options.block ?? DEFAULT_BLOCK, options.fill ?? drawFromText());
   const evaluator = sequence.evaluator;
   let cost = options.costModel ?? costModels.get(evaluator);
   if (!cost) {
@@ -101,7 +102,7 @@ async function drafterFor(sequence: Sequence, options: GenerateOptions): Promise
 
 /** Generates after the sequence's pending token, until EOS, maxTokens, a full context or the signal. */
 export async function generate(sequence: Sequence, options: GenerateOptions): Promise<GenerateResult> {
-  const { block, maxTokens, signal } = options;
+  const { block = DEFAULT_BLOCK, maxTokens, signal } = options;
   if (!Number.isInteger(block) || block < 1) throw new RangeError('block must be a positive integer');
   if (sequence.tokens.length === 0) throw new CllmError('the prompt is empty: it tokenizes to no tokens');
   const evaluator = sequence.evaluator;
@@ -188,12 +189,13 @@ export async function generate(sequence: Sequence, options: GenerateOptions): Pr
   return { tokens, margins, stopReason, steps, scored, largestPass, sources, decodeMs: performance.now() - t0 - observerMs, forwardMs };
 }
 
-export function generationStats(result: GenerateResult, run: { decoder?: DecoderName; block: number; promptTokens: number; prefillMs: number }): GenerationStats {
+export function generationStats(result: GenerateResult, run: { decoder?: DecoderName; block?: number; promptTokens: number; prefillMs: number }): GenerationStats {
   const generatedTokens = result.tokens.length;
-  const decoder = run.decoder ?? (run.block === 1 ? 'ar' : 'jacobi');
+  const block = run.decoder === 'ar' ? 1 : (run.block ?? DEFAULT_BLOCK);
+  const decoder = run.decoder === 'auto' || run.decoder === undefined ? 'auto' : block === 1 ? 'ar' : 'jacobi';
   return {
     decoder,
-    block: decoder === 'auto' ? result.largestPass : run.block,
+    block: decoder === 'auto' ? result.largestPass : block,
     promptTokens: run.promptTokens,
     generatedTokens,
     steps: result.steps,
