@@ -66,7 +66,7 @@ describe('draft trees', () => {
 
   it('lays out a chain without parents', () => {
     const chain = new DraftTree(3);
-    chain.addChain(0, [4, 5], () => 0.5, 'k', 'k');
+    chain.addChain(0, [4, 5], () => 'k', () => 0.5, 'k');
     const pass = layout([3], chain);
     expect(pass).toMatchObject({ tokens: [3, 4, 5], mainChain: 3 });
     expect(pass.parents).toBeUndefined();
@@ -84,7 +84,7 @@ describe('acceptance rates', () => {
   it('checks every watched tree against the committed tokens, level by level as they arrive', () => {
     const rates = new AcceptanceRates(0, 0);
     const tree = new DraftTree(1);
-    tree.addChain(0, [2, 3, 4], () => 0.5, 'ngram2', 'ngram');
+    tree.addChain(0, [2, 3, 4], () => 'ngram2', () => 0.5, 'ngram');
     tree.add(0, 9, 0.5, 'recycle1', 'recycle');
     rates.watch(tree, 0);
     rates.resolve([1, 2]);
@@ -110,13 +110,14 @@ describe('cost model', () => {
     expect(cost.time(16)).toBeCloseTo(11);
   });
 
-  it('follows measured passes with smoothing', () => {
-    const cost = new CostModel([[1, 2]], 0.5);
-    cost.observe(1, 4);
-    expect(cost.time(1)).toBe(3);
-    cost.observe(3, 9);
-    expect(cost.time(3)).toBe(9);
-    expect(cost.time(2)).toBeCloseTo(6);
+  it('scales every size by what measured passes take, and never lets a larger pass cost less', () => {
+    const cost = new CostModel([[1, 2], [2, 1.5], [4, 4]], 0.5);
+    expect(cost.time(2)).toBe(2); // a disturbed measurement, evened out
+    cost.observe(1, 4); // twice the calibration: the scale moves half way
+    expect(cost.time(1)).toBeCloseTo(3);
+    expect(cost.time(4)).toBeCloseTo(6);
+    cost.observe(1, 400); // a stalled pass moves it at most to twice the scale
+    expect(cost.time(1)).toBeCloseTo(4.5);
   });
 
   it('calibrates on an evaluator and leaves its cache as it was', async () => {
@@ -132,7 +133,7 @@ describe('cost model', () => {
 describe('the planner', () => {
   const candidates = () => {
     const tree = new DraftTree(1);
-    tree.addChain(0, [2, 3, 4, 5], () => 0.5, 'k', 'k');
+    tree.addChain(0, [2, 3, 4, 5], () => 'k', () => 0.5, 'k');
     return tree;
   };
 

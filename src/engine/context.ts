@@ -15,8 +15,10 @@ export interface DecodeResult {
 }
 
 /**
- * Passes shorter than this run on the JavaScript thread: handing a pass to the context's thread and the
- * result back costs tens of microseconds, as much as a whole pass of a small model.
+ * Where a one-token pass takes less than this and uses one thread, a context runs its passes on the
+ * JavaScript thread: handing a pass to the context's thread and the result back costs tens of
+ * microseconds, as much as a whole pass of a small model. With more threads, passes stay on the context's
+ * thread: an OpenMP team led by Node's main thread ran 2x to 10x slower (measured on 2 cores).
  */
 const INLINE_BELOW_MS = 8;
 /** Inline passes block the event loop; it gets a turn this often, for Ctrl-C and output to pipes. */
@@ -36,7 +38,7 @@ export interface ContextSettings {
  * returns per-position argmax, computed natively; rollback() trims the cache after rejected draft tokens.
  */
 export class Context implements Evaluator {
-  private lastPassMs = Infinity;
+  private inline: boolean | undefined;
   private lastYield = performance.now();
   private readonly governor: ThreadGovernor | undefined;
 
@@ -95,8 +97,9 @@ export class Context implements Evaluator {
     try {
       if (options.outputs === 'none') return await this.context.decode(block, start, options);
       let result;
-      if (this.lastPassMs >= INLINE_BELOW_MS) {
+      if (!this.inline || this.threads > 1) {
         result = await this.context.decode(block, start, options);
+        if (block.length === 1) this.inline ??= result.decodeMs < INLINE_BELOW_MS;
       } else {
         if (performance.now() - this.lastYield > YIELD_EVERY_MS) {
           await new Promise((resolve) => setImmediate(resolve));
@@ -104,7 +107,6 @@ export class Context implements Evaluator {
         }
         result = this.context.decodeNow(block, start, options);
       }
-      this.lastPassMs = result.decodeMs;
       this.governor?.observe(block.length, result.decodeMs);
       return result;
     } catch (err) {

@@ -51,10 +51,13 @@ export class DraftTree {
     return index;
   }
 
-  /** Adds a chain of guesses below `parent`, each with the probability given by `p(depth)`; returns its last node. */
-  addChain(parent: number, tokens: readonly number[], p: (depth: number) => number, key: string, source: string): number {
+  /**
+   * Adds a chain of guesses below `parent`, the one at each depth with the rate key `key(depth)` and the
+   * probability `p(that key)`; returns its last node.
+   */
+  addChain(parent: number, tokens: readonly number[], key: (depth: number) => string, p: (key: string) => number, source: string): number {
     let at = parent;
-    tokens.forEach((token, depth) => (at = this.add(at, token, p(depth), key, source)));
+    tokens.forEach((token, depth) => (at = this.add(at, token, p(key(depth)), key(depth), source)));
     return at;
   }
 

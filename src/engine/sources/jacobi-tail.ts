@@ -18,8 +18,8 @@ export class JacobiTail implements DraftSource {
   propose(tree: DraftTree, committed: readonly number[], rate: Rate, limit: number): void {
     const guesses = Math.min(limit, Math.max(this.length, this.tail.length));
     const tail = this.tail.slice(0, guesses);
-    const end = tree.addChain(0, tail, () => rate('jacobi'), 'jacobi', this.name);
-    if (this.fill && tail.length < guesses) tree.addChain(end, this.fill(committed, guesses - tail.length), () => rate('fill'), 'fill', this.name);
+    const end = tree.addChain(0, tail, () => 'jacobi', rate, this.name);
+    if (this.fill && tail.length < guesses) tree.addChain(end, this.fill(committed, guesses - tail.length), () => 'fill', rate, this.name);
   }
 
   observe({ layout, argmax, path }: ScoredPass): void {

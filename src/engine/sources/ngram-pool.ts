@@ -19,7 +19,7 @@ export class NgramPool implements DraftSource {
 
   propose(tree: DraftTree, committed: readonly number[], rate: Rate, limit: number): void {
     for (const continuation of this.pool.get(committed[committed.length - 1]) ?? []) {
-      tree.addChain(0, continuation.slice(0, limit), () => rate('pool'), 'pool', this.name);
+      tree.addChain(0, continuation.slice(0, limit), () => 'pool', rate, this.name);
     }
   }
 

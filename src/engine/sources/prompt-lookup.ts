@@ -24,8 +24,9 @@ export class PromptLookup implements DraftSource {
       const at = this.follows[n - 1].get(committed.slice(end - n, end).join());
       if (at === undefined || at === previous) continue;
       previous = at;
-      const key = `ngram${n}`;
-      tree.addChain(0, committed.slice(at, Math.min(end, at + Math.min(limit, this.longestGuess))), () => rate(key), key, this.name);
+      // Once a copy has started right, it tends to go on: the rest of the chain has a rate of its own.
+      const guess = committed.slice(at, Math.min(end, at + Math.min(limit, this.longestGuess)));
+      tree.addChain(0, guess, (depth) => (depth ? `ngram${n}+` : `ngram${n}`), rate, this.name);
     }
   }
 
