@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # How much AR decoding slows down when another process competes for the CPU, for several thread counts and
 # OpenMP wait settings, side by side. The addon's llama.cpp is built with OpenMP (libgomp): with more than one
-# thread, every op of the forward pass ends at a barrier, and libgomp's waiting threads spin there (about 3 ms
-# by default) while the thread they wait for may be descheduled. On an idle machine spinning is the fastest;
-# with a busy loop beside it, 2 threads can fall far below 1 thread. Every variant runs
-# `cllm run --decoder ar --json` REPEAT times, interleaved, first on the idle machine, then beside each number
-# of busy loops in BUSY (`sh` loops, killed on exit); the table holds median tok/s and the ratio to the
-# 1-thread idle figure. Start it on an otherwise idle machine: the load average is printed first.
-# Usage: bench/threads-under-load.sh [MODEL] (env: TOKENS=128, REPEAT=3, BUSY="1", PROMPT="def fib(n):",
-#        TIMEOUT=300 seconds a run, CLLM_BIN=bin/cllm.js)
+# thread, every op of the forward pass (about 300 for pycoder-16m) ends at a barrier, where libgomp's waiting
+# thread spins (GOMP_SPINCOUNT, 300000 pauses by default: several ms) before it sleeps, even while the thread
+# it waits for is descheduled. On an idle machine spinning is the fastest; beside a busy loop, 2 threads fall
+# far below 1 thread. Every variant runs `cllm run --decoder ar --json` REPEAT times, interleaved, first on
+# the idle machine, then beside each number of busy loops in BUSY (`sh` loops, killed on exit); the table
+# holds median tok/s and the ratio to the 1-thread idle figure. Run it on an otherwise idle machine (it warns
+# when it is not): the spread between runs under load is large, so read the ratios, not the last digit.
+# Usage: bench/threads-under-load.sh [MODEL] (env: TOKENS=128, REPEAT=3, BUSY="1" (e.g. "1 2"),
+#        PROMPT="def fib(n):", TIMEOUT=300 seconds a run, CLLM_BIN=bin/cllm.js)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,6 +60,15 @@ median() { # reads numbers (and "fail") on stdin
 }
 
 echo "model $model, $tokens tokens, $repeat repeats, $cores cores; $(uptime | sed 's/.*load average/load average/')" >&2
+# CPU busy over one second, in cores (Linux only): other work skews every column, the idle one most.
+cpu_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
+if [ -r /proc/stat ]; then
+  read -r busy0 total0 < <(cpu_jiffies); sleep 1; read -r busy1 total1 < <(cpu_jiffies)
+  busy_cores=$(awk -v b=$((busy1 - busy0)) -v t=$((total1 - total0)) -v n="$cores" 'BEGIN { printf "%.2f", t ? n * b / t : 0 }')
+  if awk -v c="$busy_cores" 'BEGIN { exit !(c > 0.2) }'; then
+    echo "warning: the machine is not idle ($busy_cores cores busy before the start): the figures will be off" >&2
+  fi
+fi
 levels=(0 $busy_levels)
 for level in "${levels[@]}"; do
   while [ "${#busy_pids[@]}" -lt "$level" ]; do
@@ -82,8 +92,11 @@ ratio() { awk -v a="$1" -v b="$base" 'BEGIN { if (a == "fail" || b == "fail" || 
 header="| variant |"
 rule="| --- |"
 for level in "${levels[@]}"; do
-  label=idle
-  [ "$level" -gt 0 ] && label="$level busy loop$([ "$level" -gt 1 ] && echo s)"
+  case $level in
+    0) label=idle ;;
+    1) label="1 busy loop" ;;
+    *) label="$level busy loops" ;;
+  esac
   header+=" $label tok/s | ratio |"
   rule+=" ---: | ---: |"
 done

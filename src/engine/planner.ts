@@ -30,10 +30,10 @@ export class Planner implements Drafter {
   /** Smoothed milliseconds that building and choosing candidates takes: a step that drafts pays it. */
   private draftingMs = 0;
   /**
-   * When a step finds no guess worth scoring, the next few steps skip drafting altogether (1, 2, 4 ... 16
-   * of them), so that a model on which drafts do not pay decodes at the speed of plain decoding.
+   * When a step finds no guess worth scoring, the next few steps skip drafting altogether, as many as keep
+   * drafting's time within 2% of plain decoding's: a model on which drafts do not pay then decodes at the
+   * speed of plain decoding, and one with a pass much dearer than drafting never skips.
    */
-  private pause = 0;
   private paused = 0;
 
   constructor(
@@ -58,16 +58,15 @@ export class Planner implements Drafter {
     if (limit > 0) for (const source of this.sources) source.propose(candidates, committed, rate, limit);
     this.rates.watch(candidates, committed.length - 1);
     const chosen = this.choose(candidates, limit, uncached);
-    this.pause = chosen.size > 1 ? 0 : Math.min(16, Math.max(1, 2 * this.pause));
-    this.paused = this.pause;
     const ms = performance.now() - began;
     this.draftingMs = this.draftingMs ? this.draftingMs + 0.1 * (ms - this.draftingMs) : ms;
+    if (chosen.size === 1) this.paused = Math.min(16, Math.floor(this.draftingMs / (0.02 * this.cost.time(uncached))));
     return chosen;
   }
 
   /** The k likeliest guesses, for the k that maximizes expected tokens per millisecond. */
   choose(candidates: DraftTree, limit: number, uncached: number): DraftTree {
-    const correction = Math.min(1, this.acceptedGuesses / this.expectedGuesses);
+    const correction = Math.min(1.5, Math.max(0.25, this.acceptedGuesses / this.expectedGuesses));
     const reach = candidates.pathProbabilities().map((p) => p * correction);
     // A child is never likelier than its parent, and ties keep index order, so every prefix is a tree.
     const order = reach.map((_, i) => i).slice(1).sort((a, b) => reach[b] - reach[a] || a - b);
