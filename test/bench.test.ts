@@ -29,24 +29,27 @@ describe('cllm bench --json', () => {
     expect(r.model).toMatchObject({ architecture: 'llama', vocabularySize: expect.any(Number), path: fixtureModel });
     expect(r.machine).toEqual({ cpu: expect.any(String), cores: expect.any(Number), backend: 'cpu', gpu: null });
     expect(r.llamaCppCommit).toMatch(/^[0-9a-f]{40}$/);
-    expect(r.settings).toEqual({ prompts: 'chat', promptCount: 2, decoders: ['ar', 'jacobi'], blocks: [2, 4], maxTokens: 16, repeat: 2, threads: expect.any(Number), contextSize: expect.any(Number), seed: 0 });
+    expect(r.settings).toEqual({ prompts: 'chat', promptCount: 2, decoders: ['ar', 'auto', 'jacobi'], blocks: [2, 4], maxTokens: 16, repeat: 2, threads: expect.any(Number), contextSize: expect.any(Number), seed: 0 });
 
-    // 2 prompts x 3 variants x 2 repeats, interleaved by round.
-    expect(r.results).toHaveLength(12);
-    expect(r.results.slice(0, 3).map((x: { block: number }) => x.block)).toEqual([1, 2, 4]);
+    // 2 prompts x 4 variants x 2 repeats, interleaved by round.
+    expect(r.results).toHaveLength(16);
+    expect(r.results.slice(0, 4).map((x: { decoder: string; block: number }) => `${x.decoder}${x.block}`)).toEqual(['ar1', 'auto0', 'jacobi2', 'jacobi4']);
     for (const row of r.results) {
       expect(Object.keys(row).sort()).toEqual(
-        ['acceptedPerStep', 'block', 'decodeMs', 'decoder', 'generatedTokens', 'identical', 'prefillMs', 'prompt', 'promptTokens', 'repeat', 'steps', 'tokensPerSecond', 'tokensPerStep'].sort(),
+        ['acceptedPerStep', 'block', 'decodeMs', 'decoder', 'forwardMs', 'generatedTokens', 'identical', 'prefillMs', 'prompt', 'promptTokens', 'repeat', 'scoredPerStep', 'sources', 'steps', 'tokensPerSecond', 'tokensPerStep'].sort(),
       );
       expect(row.identical).toBe(true);
       expect(row.generatedTokens).toBe(16);
       expect(row.tokensPerStep).toBeCloseTo(row.generatedTokens / row.steps);
       expect(row.acceptedPerStep.reduce((a: number, n: number) => a + n, 0)).toBe(row.steps);
+      expect(Object.values(row.sources as Record<string, number>).reduce((a, n) => a + n, 0)).toBe(row.generatedTokens);
+      expect(row.forwardMs).toBeLessThanOrEqual(row.decodeMs);
     }
 
-    expect(r.summary.map((s: { decoder: string; block: number }) => `${s.decoder}${s.block}`)).toEqual(['ar1', 'jacobi2', 'jacobi4']);
+    expect(r.summary.map((s: { decoder: string; block: number }) => `${s.decoder}${s.block}`)).toEqual(['ar1', 'auto0', 'jacobi2', 'jacobi4']);
     for (const s of r.summary) {
-      expect(s).toMatchObject({ runs: 4, identical: '4/4', tokensPerStep: expect.any(Number), tokensPerSecond: expect.any(Number), speedupVsAr: expect.any(Number) });
+      expect(s).toMatchObject({ runs: 4, identical: '4/4', tokensPerStep: expect.any(Number), tokensPerSecond: expect.any(Number), speedupVsAr: expect.any(Number), scoredPerStep: expect.any(Number), hostShare: expect.any(Number) });
+      expect(s.sources.model).toBeGreaterThan(0);
       expect(s.speedupMin).toBeLessThanOrEqual(s.speedupVsAr);
       expect(s.speedupMax).toBeGreaterThanOrEqual(s.speedupVsAr);
     }
@@ -59,7 +62,9 @@ describe('cllm bench --json', () => {
     const { code, stdout, stderr } = bench(['--limit', '1', '--max-tokens', '8', '--repeat', '1', '--block', '4']);
     expect(code).toBe(0);
     expect(stdout).toMatch(/decoder +block +tokens\/step +tok\/s \(median\) +speedup vs AR/);
-    expect(stdout).toMatch(/^jacobi +4 +[\d.]+ +[\d.]+ +[\d.]+x \([\d.]+-[\d.]+\) +1\/1$/m);
+    expect(stdout).toMatch(/^jacobi +4 +[\d.]+ +[\d.]+ +[\d.]+x \([\d.]+-[\d.]+\) +1\/1 +[\d.]+%$/m);
+    expect(stdout).toMatch(/^auto +- +[\d.]+ +[\d.]+ +[\d.]+x/m);
+    expect(stdout).toMatch(/^auto: [\d.]+ tokens scored per pass; output by origin: model \d+%/m);
     expect(stdout).toMatch(/best Jacobi block on this machine: 4/);
     expect(stderr).toBe(''); // no progress bar off a terminal
   });

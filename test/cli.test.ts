@@ -42,11 +42,21 @@ describe('cllm run, one-shot and pipes', () => {
     expect(out.tokens.every(Number.isInteger)).toBe(true);
     expect(['eos', 'length', 'context', 'interrupted']).toContain(out.stopReason);
     expect(Object.keys(out.stats).sort()).toEqual(
-      ['block', 'decodeMs', 'decoder', 'generatedTokens', 'prefillMs', 'promptTokens', 'steps', 'tokensPerSecond', 'tokensPerStep'].sort(),
+      ['block', 'decodeMs', 'decoder', 'forwardMs', 'generatedTokens', 'prefillMs', 'promptTokens', 'scoredPerStep', 'sources', 'steps', 'tokensPerSecond', 'tokensPerStep'].sort(),
     );
     expect(out.stats).toMatchObject({ decoder: 'jacobi', block: 8, generatedTokens: out.tokens.length });
     expect(out.stats.tokensPerStep).toBeCloseTo(out.tokens.length / out.stats.steps);
     expect(out.verify).toMatchObject({ identical: true });
+  });
+
+  it('decodes with auto by default, and -n alone asks for Jacobi', () => {
+    const args = ['run', '-m', completionModel, '--raw', '--max-tokens', '60', '--json', '--verify', 'The little bird'];
+    const auto = JSON.parse(run(args).stdout);
+    expect(auto.stats).toMatchObject({ decoder: 'auto', generatedTokens: 60 });
+    expect(auto.stats.sources.model).toBeGreaterThan(0);
+    expect(auto.verify).toMatchObject({ identical: true });
+    expect(JSON.parse(run([...args, '-n', '4']).stdout).stats).toMatchObject({ decoder: 'jacobi', block: 4 });
+    expect(JSON.parse(run([...args, '-n', '4', '--decoder', 'ar']).stdout).stats).toMatchObject({ decoder: 'ar', block: 1 });
   });
 
   it('gives the same text with the autoregressive decoder', () => {
@@ -58,7 +68,7 @@ describe('cllm run, one-shot and pipes', () => {
   });
 
   it('writes the stats line to stderr with --stats, and a static trajectory off a terminal', () => {
-    const { code, stdout, stderr } = run(['run', '-m', completionModel, '--raw', '--max-tokens', '12', '--stats', '--show-trajectory', 'Once upon a time']);
+    const { code, stdout, stderr } = run(['run', '-m', completionModel, '--raw', '-n', '16', '--max-tokens', '12', '--stats', '--show-trajectory', 'Once upon a time']);
     expect(code).toBe(0);
     expect(stdout.length).toBeGreaterThan(0);
     expect(stderr).toMatch(/^step +1 +pos +\d+ +accepted \d+\/16 /m);

@@ -38,7 +38,7 @@ export function runCommand(): Command {
       .argument('[prompt...]', 'the prompt; "-" or a pipe reads it from stdin; none on a terminal opens a chat'),
   )
     .addOption(new Option('--decoder <name>', 'auto: free drafts where they pay, by measured cost; jacobi: a fixed block; ar: one token per pass').choices(['auto', 'jacobi', 'ar']).default('auto'))
-    .option('-n, --block <n>', 'Jacobi block size: tokens scored per forward pass (--decoder jacobi)', positiveInteger('--block'), 16)
+    .option('-n, --block <n>', 'Jacobi block size: tokens scored per forward pass (implies --decoder jacobi)', positiveInteger('--block'), 16)
     .option('--max-tokens <n>', 'stop after this many generated tokens', positiveInteger('--max-tokens'), 512)
     .option('--seed <n>', 'seed of the draft guesses (the output does not depend on it)', integer('--seed'), 0)
     .option('--system <text>', 'system message for chat models')
@@ -48,7 +48,9 @@ export function runCommand(): Command {
     .option('--json', 'print one JSON object with the text, tokens, stop reason and statistics')
     .option('--show-trajectory', 'show the draft block converging at every step')
     .option('--f16-cache', "llama.cpp's F16 KV cache and flash attention: half the cache memory, but Jacobi output may differ from greedy at near-ties")
-    .action(async (promptWords: string[], flags: RunFlags) => {
+    .action(async (promptWords: string[], flags: RunFlags, command: Command) => {
+      // A block size asks for Jacobi decoding, unless --decoder says otherwise.
+      if (command.getOptionValueSource('block') === 'cli' && command.getOptionValueSource('decoder') === 'default') flags.decoder = 'jacobi';
       const interactive = promptWords.length === 0 && process.stdin.isTTY;
       if (interactive && flags.json) throw new CllmError('--json needs a prompt (an argument or stdin)', 2);
       const model = await loadModel(flags);
