@@ -15,6 +15,8 @@ import { TokenRecycling } from './sources/token-recycling.js';
 
 /** The most guesses one pass scores: a tree needs one sequence per leaf, and the addon allows 64. */
 export const LARGEST_DRAFT = 63;
+/** Guesses must promise this much more than plain decoding: estimates are noisy, and a wrong bet costs. */
+const MARGIN = 1.1;
 
 export class Planner implements Drafter {
   readonly topK: number;
@@ -35,6 +37,14 @@ export class Planner implements Drafter {
    * speed of plain decoding, and one with a pass much dearer than drafting never skips.
    */
   private paused = 0;
+  /**
+   * What steps really yield, with and without guesses: tokens and milliseconds from draft() to observe(),
+   * host time included, decayed over about 50 steps. Where steps with guesses yield fewer tokens a
+   * millisecond than steps without, the planner trusts its estimates that much less, whatever they miss.
+   */
+  private readonly realized = { guessed: { tokens: 0, ms: 0 }, plain: { tokens: 0, ms: 0 } };
+  private stepBegan = 0;
+  private guessed = false;
 
   constructor(
     readonly cost: CostModel,
@@ -46,12 +56,13 @@ export class Planner implements Drafter {
 
   draft(committed: readonly number[], room: number, uncached: number): DraftTree {
     const pending = committed[committed.length - 1];
+    const began = (this.stepBegan = performance.now());
+    this.guessed = false;
+    this.lastExpected = 0;
     if (this.paused > 0) {
       this.paused--;
-      this.lastExpected = 0;
       return new DraftTree(pending);
     }
-    const began = performance.now();
     const limit = Math.min(room, this.largestDraft);
     const candidates = new DraftTree(pending);
     const rate = (key: string) => this.rates.rate(key);
@@ -61,6 +72,7 @@ export class Planner implements Drafter {
     const ms = performance.now() - began;
     this.draftingMs = this.draftingMs ? this.draftingMs + 0.1 * (ms - this.draftingMs) : ms;
     if (chosen.size === 1) this.paused = Math.min(16, Math.floor(this.draftingMs / (0.02 * this.cost.time(uncached))));
+    this.guessed = chosen.size > 1;
     return chosen;
   }
 
@@ -70,19 +82,35 @@ export class Planner implements Drafter {
     const reach = candidates.pathProbabilities().map((p) => p * correction);
     // A child is never likelier than its parent, and ties keep index order, so every prefix is a tree.
     const order = reach.map((_, i) => i).slice(1).sort((a, b) => reach[b] - reach[a] || a - b);
+    const trust = this.trust();
     let best = 0;
-    let bestRate = 1 / this.cost.time(uncached);
+    let bestRate = MARGIN / this.cost.time(uncached);
     let expected = 1;
     for (let k = 1; k <= Math.min(order.length, limit); k++) {
       expected += reach[order[k - 1]];
-      const tokensPerMs = expected / (this.cost.time(uncached + k) + this.draftingMs);
+      const tokensPerMs = (trust * expected) / (this.cost.time(uncached + k) + this.draftingMs);
       if (tokensPerMs > bestRate) [best, bestRate] = [k, tokensPerMs];
     }
     this.lastExpected = order.slice(0, best).reduce((sum, i) => sum + reach[i], 0) / correction;
     return candidates.subtree(order.slice(0, best));
   }
 
+  /** Tokens a millisecond of steps with guesses over steps without (at most 1; 1 until both are known). */
+  private trust(): number {
+    const { guessed, plain } = this.realized;
+    const enough = 20 * this.cost.time(1);
+    if (guessed.ms < enough || plain.ms < enough) return 1;
+    return Math.min(1, guessed.tokens / guessed.ms / (plain.tokens / plain.ms));
+  }
+
   observe(pass: ScoredPass, ms: number): void {
+    const step = this.guessed ? this.realized.guessed : this.realized.plain;
+    for (const r of [this.realized.guessed, this.realized.plain]) {
+      r.tokens *= 0.98;
+      r.ms *= 0.98;
+    }
+    step.tokens += pass.path.length;
+    step.ms += performance.now() - this.stepBegan;
     if (this.lastExpected > 0) {
       this.expectedGuesses += this.lastExpected;
       this.acceptedGuesses += pass.path.length - 1;
