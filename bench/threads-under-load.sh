@@ -25,10 +25,10 @@ cores=$(nproc)
 # name | --threads (empty: cllm's default, all cores) | environment of the cllm process
 variants=(
   "1 thread|1|"
-  "default ($cores threads)||"
-  "default, OMP_WAIT_POLICY=passive||OMP_WAIT_POLICY=passive"
-  "default, GOMP_SPINCOUNT=0||GOMP_SPINCOUNT=0"
-  "default, GOMP_SPINCOUNT=10000||GOMP_SPINCOUNT=10000"
+  "$cores threads, fixed|$cores|"
+  "default (adaptive, up to $cores)||"
+  "$cores threads, OMP_WAIT_POLICY=passive|$cores|OMP_WAIT_POLICY=passive"
+  "$cores threads, GOMP_SPINCOUNT=10000|$cores|GOMP_SPINCOUNT=10000"
 )
 
 [ -f "$model" ] || { echo "no model at $model" >&2; exit 2; }

@@ -9,7 +9,8 @@ export class ThreadGovernor {
   /** Smoothed ms of recent passes at `current`, by pass size: passes are compared with passes of their size. */
   private readonly usual = new Map<number, number>();
   private sinceTrial = 0;
-  private interval = 1000;
+  /** ms of passes between trials: soon after the start, then longer each time the other choice loses. */
+  private interval = 100;
   private trial: { threads: number; passes: number; ms: number; usualMs: number } | undefined;
 
   constructor(
