@@ -63,14 +63,26 @@ export class DraftTree {
 
   /**
    * Each node's probability of being reached and accepted: the product of p along its path. At most one
-   * child of a node can be right, so where sources disagree and their children's p add up to more than 1,
-   * they are scaled down to sum to 1.
+   * child of a node can be right: where sources disagree and their children's p add up to more than 1, the
+   * likeliest child keeps its p and the others share what is left.
    */
   pathProbabilities(): number[] {
-    const siblings = new Array<number>(this.nodes.length).fill(0);
-    for (const node of this.nodes) if (node.parent >= 0) siblings[node.parent] += node.p;
+    const best = new Array<number>(this.nodes.length).fill(0);
+    const rest = new Array<number>(this.nodes.length).fill(0);
+    for (const node of this.nodes) {
+      if (node.parent < 0) continue;
+      const top = best[node.parent];
+      if (node.p > top) [best[node.parent], rest[node.parent]] = [node.p, rest[node.parent] + top];
+      else rest[node.parent] += node.p;
+    }
     const out = new Array<number>(this.nodes.length);
-    this.nodes.forEach((node, i) => (out[i] = node.parent < 0 ? 1 : (out[node.parent] * node.p) / Math.max(1, siblings[node.parent])));
+    this.nodes.forEach((node, i) => {
+      if (node.parent < 0) return void (out[i] = 1);
+      const { [node.parent]: top } = best;
+      const others = rest[node.parent];
+      const p = node.p === top || others <= 1 - top ? node.p : (node.p * (1 - top)) / others;
+      out[i] = out[node.parent] * p;
+    });
     return out;
   }
 

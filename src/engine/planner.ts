@@ -39,7 +39,7 @@ export class Planner implements Drafter {
   private paused = 0;
   /**
    * What steps really yield, with and without guesses: tokens and milliseconds from draft() to observe(),
-   * host time included, decayed over about 50 steps. Where steps with guesses yield fewer tokens a
+   * host time included, over about the last 50 steps of each kind. Where steps with guesses yield fewer tokens a
    * millisecond than steps without, the planner trusts its estimates that much less, whatever they miss.
    */
   private readonly realized = { guessed: { tokens: 0, ms: 0 }, plain: { tokens: 0, ms: 0 } };
@@ -104,13 +104,11 @@ export class Planner implements Drafter {
   }
 
   observe(pass: ScoredPass, ms: number): void {
+    // Each kind keeps its own last 50 or so steps: the evidence against guessing must not fade while the
+    // planner, convinced by it, does not guess.
     const step = this.guessed ? this.realized.guessed : this.realized.plain;
-    for (const r of [this.realized.guessed, this.realized.plain]) {
-      r.tokens *= 0.98;
-      r.ms *= 0.98;
-    }
-    step.tokens += pass.path.length;
-    step.ms += performance.now() - this.stepBegan;
+    step.tokens = 0.98 * step.tokens + pass.path.length;
+    step.ms = 0.98 * step.ms + performance.now() - this.stepBegan;
     if (this.lastExpected > 0) {
       this.expectedGuesses += this.lastExpected;
       this.acceptedGuesses += pass.path.length - 1;
