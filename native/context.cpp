@@ -57,7 +57,7 @@ void topTokens(const float * logits, int32_t nVocab, int32_t k, llama_token * ou
 
 // Validates a draft tree given as parent indices and returns the number of sequences it needs, or an error.
 // The main chain (nodes 0..m-1, each the parent of the next) takes sequence 0; every other leaf one more.
-std::string checkTree(const int32_t * parents, int64_t n, int32_t & sequences) {
+std::string checkTree(const int32_t * parents, int64_t n, int32_t maxSequences, int32_t & sequences) {
     if (parents[0] != -1) return "the first node of a draft tree must be its root (parent -1)";
     std::vector<bool> hasChild(n, false);
     for (int64_t i = 1; i < n; i++) {
@@ -70,7 +70,7 @@ std::string checkTree(const int32_t * parents, int64_t n, int32_t & sequences) {
     for (int64_t i = 0; i < n; i++) {
         if (!hasChild[i] && i != mainChain - 1) sequences++;
     }
-    if (sequences > kMaxTreeSequences) return "a draft tree may have at most " + std::to_string(kMaxTreeSequences) + " leaves";
+    if (sequences > maxSequences) return "a draft tree may have at most " + std::to_string(maxSequences) + " leaves";
     return "";
 }
 
@@ -114,7 +114,8 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
     params.n_ubatch = params.n_batch;
     // Draft trees put each branch in a sequence of its own; tokens shared by branches belong to all of them,
     // which needs the unified cache (one buffer for every sequence).
-    params.n_seq_max = kMaxTreeSequences;
+    // llama.cpp reserves an output per sequence, so a batch must hold at least as many tokens.
+    params.n_seq_max = std::min<uint32_t>(kMaxTreeSequences, params.n_batch);
     params.kv_unified = true;
     params.n_threads = params.n_threads_batch = options.Get("threads").ToNumber().Int32Value();
     params.no_perf = true;
@@ -373,7 +374,7 @@ void Context::prepare(const Napi::CallbackInfo & info) {
     if (!parents.empty()) {
         if (n > nBatch_) throw Napi::RangeError::New(env, "a draft tree of " + std::to_string(n) + " nodes exceeds the batch size of " + std::to_string(nBatch_));
         int32_t sequences = 0;
-        std::string problem = checkTree(parents.data(), n, sequences);
+        std::string problem = checkTree(parents.data(), n, llama_n_seq_max(ctx), sequences);
         if (!problem.empty()) throw Napi::RangeError::New(env, problem);
     }
     Napi::Value topK = options.Get("topK");
