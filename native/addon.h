@@ -71,6 +71,8 @@ class Context : public Napi::ObjectWrap<Context> {
         llama_pos start = 0;
         Outputs outputs = Outputs::Argmax;
         std::vector<int32_t> parents;  // a draft tree: parents[i] < i, -1 for the root; empty for a chain
+        std::vector<uint64_t> sequences;  // per tree node, the sequences it belongs to (bits)
+        int32_t sequenceCount = 0;
         int32_t topK = 0;
         std::vector<llama_token> argmax;
         std::vector<float> margins;

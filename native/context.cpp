@@ -12,7 +12,7 @@ namespace cllm {
 
 namespace {
 
-// Sequences a draft tree may use: one per leaf. Each is a bit of a uint64_t in fillTreeBatch.
+// Sequences a draft tree may use: one per leaf, each a bit of a uint64_t (treeSequences).
 constexpr int32_t kMaxTreeSequences = 64;
 constexpr int32_t kMaxTopK = 16;
 
@@ -55,9 +55,11 @@ void topTokens(const float * logits, int32_t nVocab, int32_t k, llama_token * ou
     }
 }
 
-// Validates a draft tree given as parent indices and returns the number of sequences it needs, or an error.
-// The main chain (nodes 0..m-1, each the parent of the next) takes sequence 0; every other leaf one more.
-std::string checkTree(const int32_t * parents, int64_t n, int32_t maxSequences, int32_t & sequences) {
+// Validates a draft tree given as parent indices and gives each node the sequences it belongs to, as bits:
+// the main chain (nodes 0..m-1, each the parent of the next) takes sequence 0, every other leaf one of its
+// own, and a node belongs to the sequence of every leaf below it. Returns an error, or "".
+std::string treeSequences(const std::vector<int32_t> & parents, int32_t maxSequences, std::vector<uint64_t> & sequences, int32_t & count) {
+    const int64_t n = parents.size();
     if (parents[0] != -1) return "the first node of a draft tree must be its root (parent -1)";
     std::vector<bool> hasChild(n, false);
     for (int64_t i = 1; i < n; i++) {
@@ -66,11 +68,17 @@ std::string checkTree(const int32_t * parents, int64_t n, int32_t maxSequences, 
     }
     int64_t mainChain = 1;
     while (mainChain < n && parents[mainChain] == mainChain - 1) mainChain++;
-    sequences = 1;
+    auto ownSequence = [&](int64_t i) { return !hasChild[i] && i != mainChain - 1; };
+    count = 1;
+    for (int64_t i = 0; i < n; i++) count += ownSequence(i);
+    if (count > maxSequences) return "a draft tree may have at most " + std::to_string(maxSequences) + " leaves";
+    sequences.assign(n, 0);
+    sequences[mainChain - 1] = 1;
+    int32_t next = 1;
     for (int64_t i = 0; i < n; i++) {
-        if (!hasChild[i] && i != mainChain - 1) sequences++;
+        if (ownSequence(i)) sequences[i] |= uint64_t(1) << next++;
     }
-    if (sequences > maxSequences) return "a draft tree may have at most " + std::to_string(maxSequences) + " leaves";
+    for (int64_t i = n - 1; i > 0; i--) sequences[parents[i]] |= sequences[i];
     return "";
 }
 
@@ -225,20 +233,8 @@ void Context::run(Job & job) {
 // the first cells, so that keeping an accepted prefix of it leaves the cache as one-token decoding would.
 void Context::fillTreeBatch(const Job & job) {
     const int32_t n = job.tokens.size();
-    std::vector<bool> hasChild(n, false);
-    for (int32_t i = 1; i < n; i++) hasChild[job.parents[i]] = true;
-    int32_t mainChain = 1;
-    while (mainChain < n && job.parents[mainChain] == mainChain - 1) mainChain++;
-    std::vector<uint64_t> sequences(n, 0);
-    sequences[mainChain - 1] = 1;
-    int32_t next = 1;
-    for (int32_t i = 0; i < n; i++) {
-        if (!hasChild[i] && i != mainChain - 1) sequences[i] |= uint64_t(1) << next++;
-    }
-    for (int32_t i = n - 1; i > 0; i--) sequences[job.parents[i]] |= sequences[i];
-
     llama_memory_t memory = llama_get_memory(ctx_);
-    for (int32_t s = 1; s < next; s++) llama_memory_seq_cp(memory, 0, s, -1, -1);
+    for (int32_t s = 1; s < job.sequenceCount; s++) llama_memory_seq_cp(memory, 0, s, -1, -1);
     treeInCache_ = true;
 
     std::vector<int32_t> depth(n, 0);
@@ -249,9 +245,9 @@ void Context::fillTreeBatch(const Job & job) {
         batch_.pos[i] = job.start + depth[i];
         batch_.logits[i] = job.outputs != Outputs::None;
         int32_t k = 0;
-        if (sequences[i] & 1) batch_.seq_id[i][k++] = 0;  // sequence 0 first: it decides the node's mask
-        for (int32_t s = 1; s < next; s++) {
-            if (sequences[i] >> s & 1) batch_.seq_id[i][k++] = s;
+        if (job.sequences[i] & 1) batch_.seq_id[i][k++] = 0;  // sequence 0 first: it decides the node's mask
+        for (int32_t s = 1; s < job.sequenceCount; s++) {
+            if (job.sequences[i] >> s & 1) batch_.seq_id[i][k++] = s;
         }
         batch_.n_seq_id[i] = k;
     }
@@ -373,8 +369,7 @@ void Context::prepare(const Napi::CallbackInfo & info) {
     std::vector<int32_t> parents = int32Option(env, options, "parents", n);
     if (!parents.empty()) {
         if (n > nBatch_) throw Napi::RangeError::New(env, "a draft tree of " + std::to_string(n) + " nodes exceeds the batch size of " + std::to_string(nBatch_));
-        int32_t sequences = 0;
-        std::string problem = checkTree(parents.data(), n, llama_n_seq_max(ctx), sequences);
+        std::string problem = treeSequences(parents, llama_n_seq_max(ctx), job_.sequences, job_.sequenceCount);
         if (!problem.empty()) throw Napi::RangeError::New(env, problem);
     }
     Napi::Value topK = options.Get("topK");

@@ -106,8 +106,6 @@ export interface Layout {
   tokens: number[];
   /** Undefined when the whole pass is one chain. */
   parents?: number[];
-  /** node[i]: the tree node fed at index i, or -1 for a committed token. */
-  node: number[];
   /** source[i]: the draft source credited with the guess at index i ('' for committed tokens). */
   source: string[];
   /** Index of the pending token (the tree's root) in the pass. */
@@ -128,7 +126,6 @@ export function layout(uncached: readonly number[], tree: DraftTree): Layout {
     const guesses = tree.nodes.slice(1);
     return {
       tokens: [...uncached, ...guesses.map((n) => n.token)],
-      node: [...uncached.map((_, i) => (i === root ? 0 : -1)), ...guesses.map((_, i) => i + 1)],
       source: [...uncached.map(() => ''), ...guesses.map((n) => n.source)],
       root,
       mainChain: root + tree.size,
@@ -149,7 +146,7 @@ export function layout(uncached: readonly number[], tree: DraftTree): Layout {
   const node = [...uncached.slice(0, -1).map(() => -1), ...order];
   const parents = tokens.map((_, i) => (i <= root ? i - 1 : position.get(tree.nodes[node[i]].parent)!));
   const source = node.map((i) => (i > 0 ? tree.nodes[i].source : ''));
-  return { tokens, parents, node, source, root, mainChain: root + main.length };
+  return { tokens, parents, source, root, mainChain: root + main.length };
 }
 
 /**

@@ -184,7 +184,7 @@ export async function generate(sequence: Sequence, options: GenerateOptions): Pr
     options.onTokens?.(kept);
 
     // 4. The drafter learns from the pass: its sources, the acceptance rates and the cost of a pass.
-    drafter.observe({ layout: pass, start, argmax: result.argmax, topk: result.topk, topK: drafter.topK, path, committed: sequence.tokens }, passMs);
+    drafter.observe({ layout: pass, start, argmax: result.argmax, topk: result.topk, path, committed: sequence.tokens }, passMs);
   }
   return { tokens, margins, stopReason, steps, scored, largestPass, sources, decodeMs: performance.now() - t0 - observerMs, forwardMs };
 }

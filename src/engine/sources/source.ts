@@ -8,9 +8,8 @@ export interface ScoredPass {
   start: number;
   /** argmax[i]: the model's greedy choice after pass index i. */
   argmax: Int32Array;
-  /** The topK best choices after pass index i, best first, at topk[i * topK ...] (when asked for). */
+  /** The drafter's topK best choices after each pass index, best first, topK a position (when asked for). */
   topk?: Int32Array;
-  topK: number;
   /** Pass indices of the accepted path, from the root. */
   path: number[];
   /** Every committed token, the ones this pass accepted included. */

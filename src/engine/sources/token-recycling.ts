@@ -36,8 +36,9 @@ export class TokenRecycling implements DraftSource {
     }
   }
 
-  observe({ layout, topk, topK }: ScoredPass): void {
-    if (!topk || topK === 0) return;
-    layout.tokens.forEach((token, i) => this.next.set(token, topk.slice(i * topK, (i + 1) * topK)));
+  observe({ layout, topk }: ScoredPass): void {
+    if (!topk?.length) return;
+    const k = topk.length / layout.tokens.length;
+    layout.tokens.forEach((token, i) => this.next.set(token, topk.slice(i * k, (i + 1) * k)));
   }
 }
