@@ -63,6 +63,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("Model", model);
     exports.Set("Context", context);
     exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
+    exports.Set("sampleToken", Napi::Function::New(env, SampleToken, "sampleToken"));
     exports.Set("setVerbose", Napi::Function::New(env, SetVerbose, "setVerbose"));
     exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
     return exports;

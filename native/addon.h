@@ -12,6 +12,7 @@
 
 #include "chat.h"
 #include "llama.h"
+#include "sampler.h"
 
 namespace cllm {
 
@@ -69,6 +70,8 @@ class Context : public Napi::ObjectWrap<Context> {
     struct Job {
         std::vector<llama_token> tokens;
         llama_pos start = 0;
+        std::vector<llama_pos> positions;  // per node: start + its depth in the tree (start + i in a chain)
+        SamplingParams sampling;
         Outputs outputs = Outputs::Argmax;
         std::vector<int32_t> parents;  // a draft tree: parents[i] < i, -1 for the root; empty for a chain
         std::vector<uint64_t> sequences;  // per tree node, the sequences it belongs to (bits)
@@ -97,6 +100,7 @@ class Context : public Napi::ObjectWrap<Context> {
     void workerLoop();
     void run(Job & job);
     void fillTreeBatch(const Job & job);
+    void recentTokens(const Job & job, int32_t node, std::vector<llama_token> & out) const;
     void finish(Napi::Env env);
     void free();
 
@@ -104,6 +108,9 @@ class Context : public Napi::ObjectWrap<Context> {
     llama_batch batch_{};
     int32_t nBatch_ = 0;
     bool treeInCache_ = false;  // branch cells of the last tree are still cached until the next rollback
+    std::vector<llama_token> history_;  // the token at each position cached in sequence 0
+    Sampler sampler_;
+    std::vector<llama_token> recent_;
     Model * model_ = nullptr;
     Napi::ObjectReference modelRef_;
 
@@ -120,5 +127,6 @@ class Context : public Napi::ObjectWrap<Context> {
 };
 
 Napi::Value LoadModel(const Napi::CallbackInfo & info);
+Napi::Value SampleToken(const Napi::CallbackInfo & info);
 
 }  // namespace cllm

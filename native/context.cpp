@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "addon.h"
+#include "sampler.h"
 
 namespace cllm {
 
@@ -15,28 +16,6 @@ namespace {
 // Sequences a draft tree may use: one per leaf, each a bit of a uint64_t (treeSequences).
 constexpr int32_t kMaxTreeSequences = 64;
 constexpr int32_t kMaxTopK = 16;
-
-struct Top2 {
-    llama_token token;
-    float margin;
-};
-
-Top2 top2(const float * logits, int32_t nVocab) {
-    llama_token best = 0;
-    float first = -std::numeric_limits<float>::infinity();
-    float second = first;
-    for (int32_t t = 0; t < nVocab; t++) {
-        float v = logits[t];
-        if (v > first) {
-            second = first;
-            first = v;
-            best = t;
-        } else if (v > second) {
-            second = v;
-        }
-    }
-    return {best, first - second};
-}
 
 // The k best tokens, best first, by insertion into a short sorted list: one pass over the vocabulary.
 void topTokens(const float * logits, int32_t nVocab, int32_t k, llama_token * out) {
@@ -141,6 +120,7 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
         throw Napi::Error::New(env, "could not create a context" + (why.empty() ? std::string() : ": " + why));
     }
     batch_ = llama_batch_init(params.n_batch, 0, kMaxTreeSequences);
+    sampler_ = Sampler(llama_vocab_n_tokens(model_->vocab()));
     nBatch_ = params.n_batch;
     modelRef_ = Napi::Persistent(info[0].As<Napi::Object>());
     model_->retain();
@@ -199,7 +179,7 @@ void Context::run(Job & job) {
             batch_.n_tokens = m;
             for (int32_t i = 0; i < m; i++) {
                 batch_.token[i] = job.tokens[offset + i];
-                batch_.pos[i] = job.start + offset + i;
+                batch_.pos[i] = job.positions[offset + i];
                 batch_.n_seq_id[i] = 1;
                 batch_.seq_id[i][0] = 0;
                 batch_.logits[i] = job.outputs != Outputs::None;
@@ -217,14 +197,34 @@ void Context::run(Job & job) {
             return;
         }
         for (int32_t i = 0; i < m && job.outputs != Outputs::None; i++) {
-            const float * logits = llama_get_logits_ith(ctx_, i);
-            Top2 best = top2(logits, nVocab);
-            job.argmax[offset + i] = best.token;
-            if (job.outputs == Outputs::Margins) job.margins[offset + i] = best.margin;
-            if (job.outputs == Outputs::LogProbs) job.logprobs[offset + i] = logProbability(logits, nVocab, job.targets[offset + i]);
-            if (job.topK) topTokens(logits, nVocab, job.topK, &job.topk[static_cast<size_t>(offset + i) * job.topK]);
+            const int32_t node = offset + i;
+            float * logits = llama_get_logits_ith(ctx_, i);
+            if (job.outputs == Outputs::LogProbs) job.logprobs[node] = logProbability(logits, nVocab, job.targets[node]);
+            if (job.sampling.penalized()) {
+                recentTokens(job, node, recent_);
+                sampler_.penalize(job.sampling, logits, recent_);
+            }
+            // The token after the node is sampled for the position after it.
+            Choice choice = sampler_.choose(job.sampling, logits, nVocab, job.positions[node] + 1);
+            job.argmax[node] = choice.token;
+            if (job.outputs == Outputs::Margins) job.margins[node] = choice.margin;
+            if (job.topK) topTokens(logits, nVocab, job.topK, &job.topk[static_cast<size_t>(node) * job.topK]);
         }
     }
+    // The tokens now cached in sequence 0, the ones later penalties look back on.
+    history_.resize(std::min<size_t>(history_.size(), job.start));
+    for (int32_t i = 0; i < n; i++) {
+        if (job.parents.empty() || (job.sequences[i] & 1)) history_.push_back(job.tokens[i]);
+    }
+}
+
+// The last repeatLastN tokens up to and including a node: the node, its ancestors, then the cached tokens
+// before the pass. A draft's own tokens count, as they would had decoding reached it one token at a time.
+void Context::recentTokens(const Job & job, int32_t node, std::vector<llama_token> & out) const {
+    const size_t n = job.sampling.repeatLastN;
+    out.clear();
+    for (int32_t j = node; j >= 0 && out.size() < n; j = job.parents.empty() ? j - 1 : job.parents[j]) out.push_back(job.tokens[j]);
+    for (int64_t p = std::min<int64_t>(job.start, history_.size()) - 1; p >= 0 && out.size() < n; p--) out.push_back(history_[p]);
 }
 
 // A draft tree in one batch. A node sits at start + its depth and belongs to the sequence of every leaf below
@@ -237,12 +237,10 @@ void Context::fillTreeBatch(const Job & job) {
     for (int32_t s = 1; s < job.sequenceCount; s++) llama_memory_seq_cp(memory, 0, s, -1, -1);
     treeInCache_ = true;
 
-    std::vector<int32_t> depth(n, 0);
     batch_.n_tokens = n;
     for (int32_t i = 0; i < n; i++) {
-        if (i > 0) depth[i] = depth[job.parents[i]] + 1;
         batch_.token[i] = job.tokens[i];
-        batch_.pos[i] = job.start + depth[i];
+        batch_.pos[i] = job.positions[i];
         batch_.logits[i] = job.outputs != Outputs::None;
         int32_t k = 0;
         if (job.sequences[i] & 1) batch_.seq_id[i][k++] = 0;  // sequence 0 first: it decides the node's mask
@@ -306,9 +304,65 @@ std::vector<int32_t> int32Option(Napi::Env env, Napi::Object options, const char
     return std::vector<int32_t>(data, data + n);
 }
 
+// decode's `sampling` option (llama.cpp's meanings, see sampler.h); absent: greedy.
+SamplingParams samplingOption(Napi::Env env, Napi::Value value) {
+    SamplingParams params;
+    if (value.IsUndefined()) return params;
+    if (!value.IsObject()) throw Napi::TypeError::New(env, "sampling must be an object");
+    Napi::Object options = value.As<Napi::Object>();
+    auto number = [&](const char * name, double fallback, double low, double high, bool integer = false) {
+        Napi::Value v = options.Get(name);
+        if (v.IsUndefined()) return fallback;
+        double x = v.ToNumber().DoubleValue();
+        if (!(x >= low && x <= high) || (integer && x != std::floor(x))) {
+            throw Napi::RangeError::New(env, std::string("sampling.") + name + " must be " + (integer ? "an integer " : "a number ") + "from " + std::to_string(low) + " to " + std::to_string(high));
+        }
+        return x;
+    };
+    constexpr double kLargest = 1e30;
+    params.temperature = number("temperature", params.temperature, 0, kLargest);
+    params.topK = number("topK", params.topK, 0, std::numeric_limits<int32_t>::max(), true);
+    params.topP = number("topP", params.topP, 0, 1);
+    params.minP = number("minP", params.minP, 0, 1);
+    params.repeatPenalty = number("repeatPenalty", params.repeatPenalty, 1e-6, kLargest);
+    params.repeatLastN = number("repeatLastN", params.repeatLastN, 0, std::numeric_limits<int32_t>::max(), true);
+    params.presencePenalty = number("presencePenalty", params.presencePenalty, -kLargest, kLargest);
+    params.frequencyPenalty = number("frequencyPenalty", params.frequencyPenalty, -kLargest, kLargest);
+    params.seed = number("seed", 0, 0, 9007199254740991.0, true);
+    return params;
+}
+
 }  // namespace
 
-// decode(tokens: Int32Array, startPosition, { outputs, targets?, parents?, topK? })
+// sampleToken(logits: Float32Array, position, sampling, recent?: Int32Array) -> { token, margin }: the
+// sampler that decode uses, over given logits (penalized for the tokens `recent`), to test its distribution.
+Napi::Value SampleToken(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array || info[0].As<Napi::Float32Array>().ElementLength() == 0) {
+        throw Napi::TypeError::New(env, "sampleToken(logits: Float32Array, position, sampling, recent?: Int32Array)");
+    }
+    Napi::Float32Array input = info[0].As<Napi::Float32Array>();
+    std::vector<float> logits(input.Data(), input.Data() + input.ElementLength());
+    const int32_t nVocab = logits.size();
+    SamplingParams params = samplingOption(env, info[2]);
+    Sampler sampler(nVocab);
+    if (info.Length() > 3 && !info[3].IsUndefined()) {
+        Napi::Int32Array recentArray = info[3].As<Napi::Int32Array>();
+        std::vector<llama_token> recent(recentArray.Data(), recentArray.Data() + recentArray.ElementLength());
+        for (llama_token t : recent) {
+            if (t < 0 || t >= nVocab) throw Napi::RangeError::New(env, "token id " + std::to_string(t) + " is out of range");
+        }
+        if (recent.size() > static_cast<size_t>(params.repeatLastN)) recent.erase(recent.begin(), recent.end() - params.repeatLastN);
+        if (params.penalized()) sampler.penalize(params, logits.data(), recent);
+    }
+    Choice choice = sampler.choose(params, logits.data(), nVocab, info[1].ToNumber().Int64Value());
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("token", choice.token);
+    out.Set("margin", choice.margin);
+    return out;
+}
+
+// decode(tokens: Int32Array, startPosition, { outputs, targets?, parents?, topK?, sampling? })
 //   -> Promise<{ argmax, margins?, logprobs?, topk?, decodeMs }>, computed on the context's thread
 // outputs: "argmax" | "margins" | "logprobs" | "none"; logprobs[i] is log p(targets[i]) at position i.
 // parents: a draft tree (parents[i] < i, -1 for node 0), scored in one pass; topK: candidates per position.
@@ -377,8 +431,13 @@ void Context::prepare(const Napi::CallbackInfo & info) {
     if (k < 0 || k > std::min(kMaxTopK, nVocab)) throw Napi::RangeError::New(env, "topK must be between 0 and " + std::to_string(std::min(kMaxTopK, nVocab)));
     if (kind == Outputs::None) k = 0;
 
+    SamplingParams sampling = samplingOption(env, options.Get("sampling"));
+
     job_.tokens.assign(ids, ids + n);
     job_.start = static_cast<llama_pos>(start);
+    job_.positions.resize(n);
+    for (int64_t i = 0; i < n; i++) job_.positions[i] = parents.empty() || i == 0 ? job_.start + i : job_.positions[parents[i]] + 1;
+    job_.sampling = kind == Outputs::LogProbs ? SamplingParams{} : sampling;
     job_.outputs = kind;
     job_.targets = std::move(targets);
     job_.parents = std::move(parents);
@@ -395,6 +454,7 @@ Napi::Value Context::Rollback(const Napi::CallbackInfo & info) {
         llama_memory_seq_keep(memory, 0);  // drops every branch of the last draft tree
         treeInCache_ = false;
     }
+    history_.resize(std::min<size_t>(history_.size(), position));
     if (!llama_memory_seq_rm(memory, 0, static_cast<llama_pos>(position), -1)) {
         throw Napi::Error::New(info.Env(), "the KV cache could not be rolled back");
     }

@@ -29,7 +29,7 @@ describe('cllm bench --json', () => {
     expect(r.model).toMatchObject({ architecture: 'llama', vocabularySize: expect.any(Number), path: fixtureModel });
     expect(r.machine).toEqual({ cpu: expect.any(String), cores: expect.any(Number), backend: 'cpu', gpu: null });
     expect(r.llamaCppCommit).toMatch(/^[0-9a-f]{40}$/);
-    expect(r.settings).toEqual({ prompts: 'chat', promptCount: 2, decoders: ['ar', 'auto', 'jacobi'], blocks: [2, 4], maxTokens: 16, repeat: 2, threads: expect.any(Number), contextSize: expect.any(Number), seed: 0 });
+    expect(r.settings).toEqual({ prompts: 'chat', promptCount: 2, decoders: ['ar', 'auto', 'jacobi'], blocks: [2, 4], maxTokens: 16, repeat: 2, threads: expect.any(Number), contextSize: expect.any(Number), sampling: expect.objectContaining({ temperature: 0 }) });
 
     // 2 prompts x 4 variants x 2 repeats, interleaved by round.
     expect(r.results).toHaveLength(16);

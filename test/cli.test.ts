@@ -17,18 +17,18 @@ const completionModel = haveStories ? storiesModel : fixtureModel;
 
 describe('cllm run, one-shot and pipes', () => {
   it('reads a piped prompt and writes only the text to stdout', () => {
-    const piped = run(['run', '-m', completionModel, '--raw', '--max-tokens', '24'], 'Once upon a time\n');
+    const piped = run(['run', '-m', completionModel, '--raw', '--temp', '0', '--max-tokens', '24'], 'Once upon a time\n');
     expect(piped.code).toBe(0);
     expect(piped.stdout).not.toContain(ESC);
     expect(piped.stderr).toBe('');
-    const json = JSON.parse(run(['run', '-m', completionModel, '--raw', '--max-tokens', '24', '--json', 'Once upon a time']).stdout);
+    const json = JSON.parse(run(['run', '-m', completionModel, '--raw', '--temp', '0', '--max-tokens', '24', '--json', 'Once upon a time']).stdout);
     expect(piped.stdout).toBe(json.text + '\n');
     if (haveStories) expect(piped.stdout).toMatch(/^, there was a little/);
   });
 
   it('reads the prompt from stdin with "-"', () => {
-    const dash = run(['run', '-m', completionModel, '--raw', '--max-tokens', '10', '-'], 'Tom had a big red ball');
-    const argument = run(['run', '-m', completionModel, '--raw', '--max-tokens', '10', 'Tom had a big red ball']);
+    const dash = run(['run', '-m', completionModel, '--raw', '--seed', '5', '--max-tokens', '10', '-'], 'Tom had a big red ball');
+    const argument = run(['run', '-m', completionModel, '--raw', '--seed', '5', '--max-tokens', '10', 'Tom had a big red ball']);
     expect(dash.code).toBe(0);
     expect(dash.stdout).toBe(argument.stdout);
   });
@@ -42,7 +42,7 @@ describe('cllm run, one-shot and pipes', () => {
     expect(out.tokens.every(Number.isInteger)).toBe(true);
     expect(['eos', 'length', 'context', 'interrupted']).toContain(out.stopReason);
     expect(Object.keys(out.stats).sort()).toEqual(
-      ['block', 'decodeMs', 'decoder', 'forwardMs', 'generatedTokens', 'prefillMs', 'promptTokens', 'scoredPerStep', 'sources', 'steps', 'tokensPerSecond', 'tokensPerStep'].sort(),
+      ['block', 'decodeMs', 'decoder', 'forwardMs', 'generatedTokens', 'prefillMs', 'promptTokens', 'sampling', 'scoredPerStep', 'sources', 'steps', 'tokensPerSecond', 'tokensPerStep'].sort(),
     );
     expect(out.stats).toMatchObject({ decoder: 'jacobi', block: 8, generatedTokens: out.tokens.length });
     expect(out.stats.tokensPerStep).toBeCloseTo(out.tokens.length / out.stats.steps);
@@ -60,7 +60,7 @@ describe('cllm run, one-shot and pipes', () => {
   });
 
   it('gives the same text with the autoregressive decoder', () => {
-    const args = ['run', '-m', completionModel, '--raw', '--max-tokens', '60', '--json', 'The little bird'];
+    const args = ['run', '-m', completionModel, '--raw', '--seed', '11', '--max-tokens', '60', '--json', 'The little bird'];
     const jacobi = JSON.parse(run([...args, '-n', '16']).stdout);
     const ar = JSON.parse(run([...args, '--decoder', 'ar']).stdout);
     expect(ar.stats).toMatchObject({ decoder: 'ar', block: 1, steps: ar.tokens.length });
@@ -208,7 +208,7 @@ describe('cllm run, interactive chat in a pseudo-terminal', () => {
   });
 
   it.skipIf(!haveStories)('falls back to plain completion for a model without a chat template', async () => {
-    const t = terminal(['run', '-m', storiesModel, '--max-tokens', '30']);
+    const t = terminal(['run', '-m', storiesModel, '--temp', '0', '--max-tokens', '30']);
     await t.waitFor(/has no chat template: plain completion/);
     await t.waitFor(/> $/);
     t.proc.write('Once upon a time\r');

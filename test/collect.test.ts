@@ -100,7 +100,7 @@ describe('cllm collect', () => {
       expect(r.answer_trajectory_ids.every((s) => s.length === 8)).toBe(true);
     }
     // The whole output of prompt 1 is what `cllm run --decoder ar` writes, up to EOS.
-    const ar = JSON.parse(run(['run', '-m', model, '--raw', '--decoder', 'ar', '--max-tokens', '24', '--json', '--threads', '1', 'Tom had a big red ball']).stdout);
+    const ar = JSON.parse(run(['run', '-m', model, '--raw', '--temp', '0', '--decoder', 'ar', '--max-tokens', '24', '--json', '--threads', '1', 'Tom had a big red ball']).stdout);
     const last = records.filter((r) => r.data_id === 'data_1').at(-1)!;
     const generated = last.complete_teacher_output_ids.slice(last.prompt_ids_len);
     expect(generated.slice(0, ar.tokens.length)).toEqual(ar.tokens);

@@ -9,6 +9,7 @@ import { drawFromText } from '../src/engine/draft.js';
 import { complete, firstDivergence, type GenerateOptions } from '../src/engine/jacobi.js';
 import { Model } from '../src/engine/model.js';
 import { Planner } from '../src/engine/planner.js';
+import { describeSampling, samplingSettings, type SamplingOptions } from '../src/engine/sampling.js';
 import { STORY_OPENERS } from '../src/engine/prompts.js';
 import { Sequence } from '../src/engine/sequence.js';
 import { JacobiTail } from '../src/engine/sources/jacobi-tail.js';
@@ -117,6 +118,63 @@ for (const { name, path, skip, prompts, nearTie } of treeCases) {
         }
         console.log(`${name}, ${label}: ${generated} tokens in ${steps} passes (${(generated / steps).toFixed(2)} a pass); ${nearTies.length} near-tie divergences${nearTies.length ? ':\n  ' + nearTies.join('\n  ') : ''}`);
       }, 900_000);
+    }
+  });
+}
+
+// Sampling at T > 0 stays exact: for the same seed, Jacobi blocks and auto's draft trees give the very
+// sample that autoregressive decoding gives (the sampler's noise is keyed by position, native/sampler.cpp).
+const SAMPLED_TOKENS = 128;
+const SAMPLED_BLOCKS = [2, 8, 16];
+const SEEDS = [1, 2, 3];
+const samplings: Partial<SamplingOptions>[] = [
+  { temperature: 0.3, topK: 40, topP: 0.9, minP: 0 },
+  { temperature: 0.8, topK: 40, topP: 0.9, minP: 0 },
+  { temperature: 1.2, topK: 40, topP: 0.9, minP: 0 },
+  { temperature: 0.8, repeatPenalty: 1.1, minP: 0 },
+];
+const sampledCases = [
+  { name: 'stories260K', path: storiesModel, skip: !haveStories, prompts: () => STORY_OPENERS.slice(0, 30) },
+  { name: 'pycoder-16m', path: pycoderModel, skip: !havePycoder, prompts: () => readPromptFile(codePrompts).slice(0, 30).map((p) => ('prompt' in p ? p.prompt : '')) },
+];
+
+for (const { name, path, skip, prompts } of sampledCases) {
+  describe.skipIf(skip)(`sampling on ${name}`, () => {
+    let model: Model;
+    let context: Context;
+    beforeAll(async () => {
+      model = await Model.load(path);
+      context = model.createContext({ contextSize: 1024, threads: 2 });
+    });
+    afterAll(() => model.dispose());
+
+    for (const some of samplings) {
+      it(`${describeSampling(samplingSettings(some)).replace(/, seed \d+$/, '')}: Jacobi and auto give the autoregressive sample, seeds ${SEEDS.join(', ')}`, async () => {
+        const sequence = new Sequence(context);
+        const differences: string[] = [];
+        let runs = 0;
+        let generated = 0;
+        let steps = 0;
+        for (const seed of SEEDS) {
+          const sampling = { ...some, seed };
+          for (const [i, prompt] of prompts().entries()) {
+            const tokens = Array.from(model.tokenize(prompt));
+            sequence.reset();
+            const reference = (await complete(sequence, tokens, { decoder: 'ar', maxTokens: SAMPLED_TOKENS, margins: true, sampling })).result;
+            for (const options of [...SAMPLED_BLOCKS.map((block) => ({ decoder: 'jacobi' as const, block })), { decoder: 'auto' as const }]) {
+              sequence.reset();
+              const run = (await complete(sequence, tokens, { ...options, maxTokens: SAMPLED_TOKENS, sampling })).result;
+              runs++;
+              generated += run.tokens.length;
+              steps += run.steps;
+              const divergence = firstDivergence(reference, run.tokens);
+              if (divergence) differences.push(`seed ${seed} prompt ${i} ${options.decoder} ${'block' in options ? options.block : ''}: token ${divergence.index} is ${divergence.got}, AR ${divergence.expected}, lead ${divergence.margin}`);
+            }
+          }
+        }
+        console.log(`${name}, ${describeSampling(samplingSettings(some))}: ${runs} runs, ${generated} tokens, ${(generated / steps).toFixed(2)} tokens a pass; ${differences.length} differ from AR${differences.length ? ':\n  ' + differences.join('\n  ') : ''}`);
+        expect(differences).toEqual([]);
+      }, 1_800_000);
     }
   });
 }

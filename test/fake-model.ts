@@ -2,6 +2,7 @@
 import { expect } from 'vitest';
 import type { DecodeResult } from '../src/engine/context.js';
 import type { DecodeOptions, Evaluator } from '../src/engine/evaluator.js';
+import type { SamplingOptions } from '../src/engine/sampling.js';
 
 export const EOS = 0;
 
@@ -22,9 +23,10 @@ export class FakeModel implements Evaluator {
   /**
    * Scores a chain, or a tree given by parents (node i at start + its depth). The cache keeps the main
    * chain, the leading nodes that each follow the one before, as llama.cpp's does until a rollback.
-   * topK: the argmax, then the next token ids after it.
+   * topK: the argmax, then the next token ids after it. Sampling: a "sample" is `next` of the prefix and
+   * the seed, a function of the seed, the position and the tokens before it, like the real sampler's.
    */
-  async decode(tokens: ArrayLike<number>, start: number, { parents, topK = 0 }: DecodeOptions = {}): Promise<DecodeResult> {
+  async decode(tokens: ArrayLike<number>, start: number, { parents, topK = 0, sampling }: DecodeOptions = {}): Promise<DecodeResult> {
     // The decoder must feed exactly at the end of the cache, within the context.
     expect(start).toBe(this.cache.length);
     expect(start + tokens.length).toBeLessThanOrEqual(this.size);
@@ -38,13 +40,17 @@ export class FakeModel implements Evaluator {
     for (let i = 0; i < tokens.length; i++) {
       expect(parentOf(i)).toBeLessThan(i);
       paths[i] = [...(i === 0 ? this.cache : paths[parentOf(i)]), tokens[i]];
-      argmax[i] = this.next(paths[i]);
+      argmax[i] = this.choose(paths[i], sampling);
       for (let r = 0; r < topK; r++) topk[i * topK + r] = argmax[i] + r;
     }
     let mainChain = 1;
     while (mainChain < tokens.length && parentOf(mainChain) === mainChain - 1) mainChain++;
     this.cache.push(...Array.from(tokens).slice(0, mainChain));
     return { argmax, margins: new Float32Array(tokens.length).fill(1), ...(topK ? { topk } : {}) };
+  }
+
+  private choose(prefix: readonly number[], sampling?: SamplingOptions): number {
+    return sampling && sampling.temperature > 0 ? this.next([...prefix, sampling.seed]) : this.next(prefix);
   }
 
   async prefill(tokens: ArrayLike<number>, start: number): Promise<void> {
@@ -59,12 +65,12 @@ export class FakeModel implements Evaluator {
     return token === EOS;
   }
 
-  /** Greedy one-by-one continuation of a prefix: the reference output. */
-  greedy(prefix: readonly number[], count: number): number[] {
+  /** Greedy (or sampled) one-by-one continuation of a prefix: the reference output. */
+  greedy(prefix: readonly number[], count: number, sampling?: SamplingOptions): number[] {
     const all = [...prefix];
     const out: number[] = [];
     while (out.length < count) {
-      const t = this.next(all);
+      const t = this.choose(all, sampling);
       out.push(t);
       all.push(t);
       if (t === EOS) break;

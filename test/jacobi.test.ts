@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { drawFromText, type DraftFill } from '../src/engine/draft.js';
 import { firstDivergence, generate, generationStats, type GenerateOptions, type StepTrace } from '../src/engine/jacobi.js';
 import { Sequence } from '../src/engine/sequence.js';
+import { samplingSettings } from '../src/engine/sampling.js';
 import { EOS, FakeModel } from './fake-model.js';
 
 // Hash of the whole prefix: a wrong guess anywhere scrambles every later prediction.
@@ -130,6 +131,18 @@ describe('Jacobi decoder on a fake model', () => {
           const { result } = await run(model, [4, 5, 6], { block, maxTokens: 100, fill: undefined, ...(seed ? { fill: drawFromText(seed) } : {}) });
           expect(result.tokens).toEqual(model.greedy([4, 5, 6], 100));
         }
+      }
+    }
+  });
+
+  it('passes the sampling settings to every pass, so each decoder gives the autoregressive sample', async () => {
+    const sampling = samplingSettings({ temperature: 0.8, seed: 3 });
+    for (const next of [chaotic, mostlyPositional]) {
+      const reference = new FakeModel(next).greedy([4, 5, 6], 100, sampling);
+      expect(reference).not.toEqual(new FakeModel(next).greedy([4, 5, 6], 100));
+      for (const options of [{ decoder: 'ar' as const }, { decoder: 'jacobi' as const, block: 8 }, { decoder: 'auto' as const }]) {
+        const { result } = await run(new FakeModel(next), [4, 5, 6], { ...options, maxTokens: 100, fill: undefined, sampling });
+        expect(result.tokens).toEqual(reference);
       }
     }
   });

@@ -22,7 +22,7 @@ function run(args: string[], env: Record<string, string> = {}) {
 }
 
 function tokensOf(model: string, prompt: string): number[] {
-  const out = run(['run', '-m', model, '--raw', '--max-tokens', '48', '--json', '--threads', '1', prompt]);
+  const out = run(['run', '-m', model, '--raw', '--temp', '0', '--max-tokens', '48', '--json', '--threads', '1', prompt]);
   expect(out.code).toBe(0);
   return JSON.parse(out.stdout).tokens;
 }

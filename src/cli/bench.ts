@@ -13,9 +13,10 @@ import { CHAT_PROMPTS, STORY_OPENERS, type BenchPrompt } from '../engine/prompts
 import { Sequence } from '../engine/sequence.js';
 import { benchReport, type BenchResult } from './report.js';
 import { promptTokens } from './run.js';
-import { checkBlock, checkBlockFits, integer, originShares, interruptible, loadModel, modelOptions, positiveInteger, progressBar, readPromptFile, warnAboutContext } from './shared.js';
+import { describeSampling, type SamplingOptions } from '../engine/sampling.js';
+import { checkBlock, checkBlockFits, originShares, interruptible, loadModel, modelOptions, positiveInteger, progressBar, readPromptFile, samplingFrom, samplingOptions, warnAboutContext, type SamplingFlags } from './shared.js';
 
-interface BenchFlags {
+interface BenchFlags extends SamplingFlags {
   model?: string;
   prompts?: string;
   set?: 'stories' | 'chat';
@@ -27,7 +28,6 @@ interface BenchFlags {
   threads?: number;
   ctx?: number;
   gpuLayers?: number;
-  seed: number;
   json?: string;
   report?: string;
   verbose?: boolean;
@@ -47,7 +47,7 @@ function decoderName(item: string): DecoderName {
 }
 
 export function benchCommand(): Command {
-  return modelOptions(new Command('bench').description('measure auto and Jacobi against autoregressive decoding: tokens per step, tok/s, speedup, exactness'))
+  return samplingOptions(modelOptions(new Command('bench').description('measure auto and Jacobi against autoregressive decoding: tokens per step, tok/s, speedup, exactness')), 0)
     .option('--prompts <file>', 'prompts: JSONL ({"prompt": ...} or {"messages": [...]} a line) or plain text (one a line)')
     .addOption(new Option('--set <name>', 'built-in prompt set (default: chat for models with a chat template, else stories)').choices(['stories', 'chat']))
     .addOption(new Option('--decoders <list>', 'decoders to compare').argParser(list('--decoders', decoderName)).default(['ar', 'auto', 'jacobi'], 'ar,auto,jacobi'))
@@ -55,7 +55,6 @@ export function benchCommand(): Command {
     .option('--max-tokens <n>', 'tokens to generate per run', positiveInteger('--max-tokens'), 128)
     .option('--repeat <n>', 'timed runs per prompt and variant, after one warm-up', positiveInteger('--repeat'), 3)
     .option('--limit <n>', 'use only the first n prompts', positiveInteger('--limit'))
-    .option('--seed <n>', 'seed of the draft guesses', integer('--seed'), 0)
     .option('--json <file>', 'write the results as JSON to a file, or - for stdout')
     .option('--report <file>', 'write a self-contained HTML report with charts')
     .action(async (flags: BenchFlags) => {
@@ -111,7 +110,7 @@ async function bench(model: Model, source: ReturnType<typeof promptSet>, flags: 
       variants,
       maxTokens: flags.maxTokens,
       repeat: flags.repeat,
-      seed: flags.seed,
+      sampling: samplingFrom(flags),
       signal: interrupt.signal,
       onRun: () => bar?.increment(),
     });
@@ -144,7 +143,7 @@ async function bench(model: Model, source: ReturnType<typeof promptSet>, flags: 
       repeat: flags.repeat,
       threads: context.settings.threads,
       contextSize: context.size,
-      seed: flags.seed,
+      sampling: samplingFrom(flags),
     },
     results: run.rows,
     summary,
@@ -162,7 +161,7 @@ async function bench(model: Model, source: ReturnType<typeof promptSet>, flags: 
   if (run.interrupted) process.exitCode = 130;
 }
 
-function printSummary(summary: BenchSummaryRow[], bestBlock: number | null, settings: { promptCount: number; maxTokens: number; repeat: number; threads: number }, interrupted: boolean): void {
+function printSummary(summary: BenchSummaryRow[], bestBlock: number | null, settings: { promptCount: number; maxTokens: number; repeat: number; threads: number; sampling: SamplingOptions }, interrupted: boolean): void {
   const out = process.stdout;
   if (interrupted) out.write(chalk.yellow('interrupted: the summary covers the runs that finished\n'));
   if (summary.length === 0) {
@@ -170,7 +169,7 @@ function printSummary(summary: BenchSummaryRow[], bestBlock: number | null, sett
     return;
   }
   const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
-  out.write(chalk.dim(`${plural(settings.promptCount, 'prompt')} x ${plural(settings.repeat, 'repeat')}, ${settings.maxTokens} tokens each, ${plural(settings.threads, 'thread')}\n`));
+  out.write(chalk.dim(`${plural(settings.promptCount, 'prompt')} x ${plural(settings.repeat, 'repeat')}, ${settings.maxTokens} tokens each, ${plural(settings.threads, 'thread')}; ${describeSampling(settings.sampling)}\n`));
   const header = ['decoder', 'block', 'tokens/step', 'tok/s (median)', 'speedup vs AR (min-max)', 'identical', 'host'];
   const rows = summary.map((s) => [
     s.decoder,

@@ -7,7 +7,9 @@ import type { Context } from '../engine/context.js';
 import { CllmError } from '../engine/errors.js';
 import { generate, generationStats, type GenerationStats } from '../engine/jacobi.js';
 import type { ChatMessage, Model } from '../engine/model.js';
+import { describeSampling } from '../engine/sampling.js';
 import { Sequence } from '../engine/sequence.js';
+import { samplingFrom } from './shared.js';
 import { blockSize, generateOptions, statsLine, stopNotice, useTemplate, withoutDoubleBos, type RunFlags } from './run.js';
 
 export async function chat(model: Model, context: Context, flags: RunFlags): Promise<void> {
@@ -26,6 +28,7 @@ export async function chat(model: Model, context: Context, flags: RunFlags): Pro
     const why = model.hasChatTemplate ? '--raw' : `${basename(model.info.path)} has no chat template`;
     out.write(chalk.yellow(`${why}: plain completion, each line starts a new text.\n`));
   }
+  out.write(chalk.dim(`sampling: ${describeSampling(samplingFrom(flags))}\n`));
   out.write(chalk.dim('/exit, /reset, /stats; """ starts and ends a multi-line message; Ctrl-C stops a reply, Ctrl-D exits.\n'));
   const oneShotOnly = [flags.verify && '--verify', flags.showTrajectory && '--show-trajectory'].filter(Boolean);
   if (oneShotOnly.length) out.write(chalk.yellow(`${oneShotOnly.join(' and ')} ${oneShotOnly.length === 1 ? 'applies' : 'apply'} to one-shot prompts only: ignored in chat.\n`));

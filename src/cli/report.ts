@@ -5,6 +5,7 @@ import { basename } from 'node:path';
 import type { BenchRow, BenchSummaryRow } from '../engine/bench.js';
 import type { StepTrace } from '../engine/jacobi.js';
 import type { ModelInfo } from '../engine/model.js';
+import { describeSampling, type SamplingOptions } from '../engine/sampling.js';
 
 export interface BenchResult {
   schema: string;
@@ -14,7 +15,7 @@ export interface BenchResult {
   model: ModelInfo;
   machine: { cpu: string; cores: number; backend: string; gpu: string | null };
   llamaCppCommit: string;
-  settings: { prompts: string; promptCount: number; decoders: string[]; blocks: number[]; maxTokens: number; repeat: number; threads: number; contextSize: number; seed: number };
+  settings: { prompts: string; promptCount: number; decoders: string[]; blocks: number[]; maxTokens: number; repeat: number; threads: number; contextSize: number; sampling: SamplingOptions };
   results: BenchRow[];
   summary: BenchSummaryRow[];
   bestBlock: number | null;
@@ -138,7 +139,7 @@ table.trajectory td.block { text-align: left; font-family: ui-monospace, monospa
 <h1>cllm bench: ${esc(basename(r.model.path))}</h1>
 <p class="meta">${esc(r.model.name)} · ${esc(r.model.architecture)}, ${(r.model.parameterCount / 1e6).toFixed(2)}M parameters, ${esc(r.model.quantization)} · ${esc(r.date)} · ${esc(r.machine.cpu)}, ${r.machine.cores} cores, ${esc(r.machine.backend)}${r.machine.gpu ? `, ${esc(r.machine.gpu)}` : ''} · llama.cpp <code>${esc(r.llamaCppCommit.slice(0, 10))}</code><br>
 <code>${esc(r.command)}</code><br>
-${r.settings.promptCount} prompts (${esc(r.settings.prompts)}) × ${r.settings.repeat} repeats, ${r.settings.maxTokens} tokens each, ${r.settings.threads} threads${r.interrupted ? ' · <strong>interrupted: partial results</strong>' : ''}</p>
+${r.settings.promptCount} prompts (${esc(r.settings.prompts)}) × ${r.settings.repeat} repeats, ${r.settings.maxTokens} tokens each, ${r.settings.threads} threads, ${esc(describeSampling(r.settings.sampling))}${r.interrupted ? ' · <strong>interrupted: partial results</strong>' : ''}</p>
 <h2>Summary</h2>
 <table><thead><tr><th>decoder</th><th>block</th><th>tokens/step</th><th>tok/s (median)</th><th>speedup vs AR (min–max)</th><th>identical to AR</th></tr></thead><tbody>${summaryRows}</tbody></table>
 ${bestNote(r)}

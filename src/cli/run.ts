@@ -3,16 +3,16 @@ import chalk from 'chalk';
 import { Command, Option } from 'commander';
 import { text as readAll } from 'node:stream/consumers';
 import type { Context } from '../engine/context.js';
-import { drawFromText } from '../engine/draft.js';
 import { CllmError } from '../engine/errors.js';
 import { complete, firstDivergence, type DecoderName, type GenerateOptions, type GenerationStats, type GenerateResult } from '../engine/jacobi.js';
 import type { ChatMessage, Model } from '../engine/model.js';
 import { Sequence } from '../engine/sequence.js';
 import { chat } from './chat.js';
-import { checkBlock, checkBlockFits, integer, interruptible, originShares, loadModel, modelOptions, positiveInteger, warnAboutContext } from './shared.js';
+import { describeSampling, LLAMA_CPP_SAMPLING } from '../engine/sampling.js';
+import { checkBlock, checkBlockFits, interruptible, originShares, loadModel, modelOptions, positiveInteger, samplingFrom, samplingOptions, warnAboutContext, type SamplingFlags } from './shared.js';
 import { trajectoryView } from './trajectory.js';
 
-export interface RunFlags {
+export interface RunFlags extends SamplingFlags {
   model?: string;
   decoder: DecoderName;
   block: number;
@@ -20,7 +20,6 @@ export interface RunFlags {
   ctx?: number;
   threads?: number;
   gpuLayers?: number;
-  seed: number;
   system?: string;
   raw?: boolean;
   verify?: boolean;
@@ -32,18 +31,20 @@ export interface RunFlags {
 }
 
 export function runCommand(): Command {
-  return modelOptions(
-    new Command('run')
-      .description('generate text: a one-shot prompt, a prompt piped on stdin, or an interactive chat')
-      .argument('[prompt...]', 'the prompt; "-" or a pipe reads it from stdin; none on a terminal opens a chat'),
+  return samplingOptions(
+    modelOptions(
+      new Command('run')
+        .description('generate text: a one-shot prompt, a prompt piped on stdin, or an interactive chat')
+        .argument('[prompt...]', 'the prompt; "-" or a pipe reads it from stdin; none on a terminal opens a chat'),
+    ),
+    LLAMA_CPP_SAMPLING.temperature,
   )
     .addOption(new Option('--decoder <name>', 'auto: free drafts where they pay, by measured cost; jacobi: a fixed block; ar: one token per pass').choices(['auto', 'jacobi', 'ar']).default('auto'))
     .option('-n, --block <n>', 'Jacobi block size: tokens scored per forward pass (implies --decoder jacobi)', positiveInteger('--block'), 16)
     .option('--max-tokens <n>', 'stop after this many generated tokens', positiveInteger('--max-tokens'), 512)
-    .option('--seed <n>', 'seed of the draft guesses (the output does not depend on it)', integer('--seed'), 0)
     .option('--system <text>', 'system message for chat models')
     .option('--raw', "don't apply the chat template: plain completion")
-    .option('--verify', 'also decode autoregressively and report whether the output is identical')
+    .option('--verify', 'also decode autoregressively, with the same sampling, and report whether the output is identical')
     .option('--stats', 'print generation statistics to stderr, even when it is not a terminal')
     .option('--json', 'print one JSON object with the text, tokens, stop reason and statistics')
     .option('--show-trajectory', 'show the draft block converging at every step')
@@ -95,13 +96,13 @@ export function withoutDoubleBos(model: Model, tokens: Int32Array): number[] {
 }
 
 export function generateOptions(flags: RunFlags, extra: Partial<GenerateOptions>): GenerateOptions {
-  return { decoder: flags.decoder, block: blockSize(flags), maxTokens: flags.maxTokens, fill: drawFromText(flags.seed), ...extra };
+  return { decoder: flags.decoder, block: blockSize(flags), maxTokens: flags.maxTokens, sampling: samplingFrom(flags), ...extra };
 }
 
 export function statsLine(stats: GenerationStats): string {
   return (
     `${stats.generatedTokens} tokens, ${stats.steps} steps, ${stats.tokensPerStep.toFixed(2)} tokens/step, ` +
-    `${stats.tokensPerSecond.toFixed(1)} tok/s (${stats.decoder}${stats.decoder === 'jacobi' ? `, block ${stats.block}` : ''}${stats.decoder === 'auto' ? `; ${originShares(stats.sources, stats.generatedTokens)}` : ''}; prefill ${stats.promptTokens} tokens in ${stats.prefillMs.toFixed(1)} ms)`
+    `${stats.tokensPerSecond.toFixed(1)} tok/s (${stats.decoder}${stats.decoder === 'jacobi' ? `, block ${stats.block}` : ''}${stats.decoder === 'auto' ? `; ${originShares(stats.sources, stats.generatedTokens)}` : ''}; ${describeSampling(stats.sampling)}; prefill ${stats.promptTokens} tokens in ${stats.prefillMs.toFixed(1)} ms)`
   );
 }
 
@@ -111,12 +112,12 @@ export function stopNotice(result: GenerateResult, context: Context): string | u
   return undefined;
 }
 
-/** Decodes the same prompt autoregressively and compares; a divergence at a near-tie is rounding, not a bug. */
+/** Decodes the same prompt autoregressively, with the same sampling, and compares. */
 export async function verify(sequence: Sequence, prompt: number[], flags: RunFlags, output: readonly number[]) {
   sequence.reset();
-  const { result: greedy } = await complete(sequence, prompt, { decoder: 'ar', maxTokens: flags.maxTokens, margins: true });
-  const divergence = firstDivergence(greedy, output);
-  return { identical: !divergence, comparedTokens: greedy.tokens.length, ...(divergence ? { firstDivergence: divergence } : {}) };
+  const { result: reference } = await complete(sequence, prompt, { decoder: 'ar', maxTokens: flags.maxTokens, margins: true, sampling: samplingFrom(flags) });
+  const divergence = firstDivergence(reference, output);
+  return { identical: !divergence, comparedTokens: reference.tokens.length, ...(divergence ? { firstDivergence: divergence } : {}) };
 }
 
 async function oneShot(model: Model, context: Context, prompt: string, flags: RunFlags): Promise<void> {
@@ -153,7 +154,7 @@ async function oneShot(model: Model, context: Context, prompt: string, flags: Ru
   const rest = stream.flush();
   text += rest;
   const { result, stats } = outcome;
-  // An interrupted output is a prefix of the greedy one; there is nothing complete to verify.
+  // An interrupted output is a prefix of the autoregressive one; there is nothing complete to verify.
   const verification = flags.verify && result.stopReason !== 'interrupted' ? await verify(sequence, tokens, flags, result.tokens) : undefined;
 
   if (flags.json) {
@@ -173,5 +174,5 @@ async function oneShot(model: Model, context: Context, prompt: string, flags: Ru
 export function verifyLine(v: Awaited<ReturnType<typeof verify>>): string {
   if (v.identical) return chalk.green(`verify: identical to autoregressive decoding (${v.comparedTokens} tokens)`);
   const d = v.firstDivergence!;
-  return chalk.red(`verify: differs from autoregressive decoding at token ${d.index} (got ${d.got}, greedy ${d.expected}, top-2 margin ${d.margin?.toExponential(2)})`);
+  return chalk.red(`verify: differs from autoregressive decoding at token ${d.index} (got ${d.got}, autoregressive ${d.expected}, which led the runner-up by ${d.margin?.toExponential(2)})`);
 }

@@ -9,6 +9,7 @@ import { native } from '../engine/addon.js';
 import { CllmError } from '../engine/errors.js';
 import { Model } from '../engine/model.js';
 import { parsePromptFile, type BenchPrompt } from '../engine/prompts.js';
+import { LLAMA_CPP_SAMPLING, randomSeed, samplingRange, type SamplingOptions } from '../engine/sampling.js';
 
 export function fail(message: string, exitCode = 1): void {
   process.stderr.write(`${chalk.red('cllm:')} ${message}\n`);
@@ -65,6 +66,59 @@ export function modelOptions(command: Command, { context = true } = {}): Command
     .option('--gpu-layers <n>', 'layers to offload to the GPU (default -1: all)', integer('--gpu-layers'))
     .option('--no-mmap', 'read the model into memory instead of mapping the file')
     .option('--verbose', "show llama.cpp's logs");
+}
+
+export interface SamplingFlags {
+  temp: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  repeatPenalty: number;
+  repeatLastN: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
+  /** Absent: a random seed, drawn once per command. */
+  seed?: number;
+}
+
+function samplingFlag(key: keyof SamplingOptions) {
+  return (value: string): number => {
+    const { flag, check, what } = samplingRange(key);
+    const x = Number(value);
+    if (value.trim() === '' || !check(x)) throw new InvalidArgumentError(`${flag} must be ${what}.`);
+    return x;
+  };
+}
+
+/** llama-cli's sampling flags, names and defaults, except the temperature, whose default each command picks. */
+export function samplingOptions(command: Command, temperature: number): Command {
+  const d = LLAMA_CPP_SAMPLING;
+  return command
+    .option('--temp <t>', 'temperature; 0 decodes greedily', samplingFlag('temperature'), temperature)
+    .option('--top-k <n>', 'sample among the k likeliest tokens (0: off)', samplingFlag('topK'), d.topK)
+    .option('--top-p <p>', 'sample among the likeliest tokens that add up to probability p (1: off)', samplingFlag('topP'), d.topP)
+    .option('--min-p <p>', 'drop tokens less than p times as likely as the likeliest (0: off)', samplingFlag('minP'), d.minP)
+    .option('--repeat-penalty <x>', 'penalize the recent tokens: divide their logits by x (1: off)', samplingFlag('repeatPenalty'), d.repeatPenalty)
+    .option('--repeat-last-n <n>', 'recent tokens, the prompt included, that the penalties look at (0: off)', samplingFlag('repeatLastN'), d.repeatLastN)
+    .option('--presence-penalty <x>', 'subtract x from the logit of each recent token (0: off)', samplingFlag('presencePenalty'), d.presencePenalty)
+    .option('--frequency-penalty <x>', 'subtract x per occurrence among the recent tokens (0: off)', samplingFlag('frequencyPenalty'), d.frequencyPenalty)
+    .option('--seed <n>', 'sampling seed: the same seed, settings and prompt give the same text with every decoder (default or -1: random)', (value) => (value.trim() === '-1' ? undefined : samplingFlag('seed')(value)));
+}
+
+/** The sampling settings of the flags; a random seed is drawn into flags.seed, so that it is drawn once. */
+export function samplingFrom(flags: SamplingFlags): SamplingOptions {
+  flags.seed ??= randomSeed();
+  return {
+    temperature: flags.temp,
+    topK: flags.topK,
+    topP: flags.topP,
+    minP: flags.minP,
+    repeatPenalty: flags.repeatPenalty,
+    repeatLastN: flags.repeatLastN,
+    presencePenalty: flags.presencePenalty,
+    frequencyPenalty: flags.frequencyPenalty,
+    seed: flags.seed,
+  };
 }
 
 export interface LoadFlags {

@@ -3,6 +3,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { CllmError } from './errors.js';
+import type { SamplingOptions } from './sampling.js';
 
 export interface RawModelInfo {
   architecture: string;
@@ -53,6 +54,8 @@ export interface RawDecodeOptions {
   /** A draft tree: parents[i] < i is node i's parent, -1 for node 0; nodes sit at start + their depth. */
   parents?: Int32Array;
   topK?: number;
+  /** Sampling instead of the argmax (sampler.h); absent: greedy. */
+  sampling?: SamplingOptions;
 }
 
 export interface RawContext {
@@ -78,6 +81,8 @@ export interface BuildInfo {
 interface Addon {
   loadModel(path: string, options: { gpuLayers?: number; useMmap?: boolean }, onProgress?: (fraction: number) => void): Promise<RawModel>;
   Context: new (model: RawModel, options: { contextSize: number; batchSize: number; threads: number; exact: boolean }) => RawContext;
+  /** The decoder's sampler over given logits (penalized for `recent`): for tests of its distribution. */
+  sampleToken(logits: Float32Array, position: number, sampling: SamplingOptions, recent?: Int32Array): { token: number; margin: number };
   setVerbose(verbose: boolean): void;
   buildInfo(): BuildInfo;
 }

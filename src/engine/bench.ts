@@ -1,8 +1,8 @@
 // The measuring loop of `cllm bench`: every prompt x decoder x block size, warmed up once, then timed
 // `repeat` times in interleaved rounds (AR, auto, Jacobi 4, Jacobi 8, ..., AR, ...) so that machine drift
-// hits every variant alike. Each output is checked against greedy autoregressive output.
-import { drawFromText } from './draft.js';
+// hits every variant alike. Each output is checked against autoregressive output with the same sampling.
 import { complete, firstDivergence, type DecoderName, type Divergence, type GenerateResult, type GenerationStats, type StepTrace } from './jacobi.js';
+import type { SamplingOptions } from './sampling.js';
 import type { Sequence } from './sequence.js';
 
 export interface BenchVariant {
@@ -11,7 +11,7 @@ export interface BenchVariant {
   block: number;
 }
 
-export interface BenchRow extends GenerationStats {
+export interface BenchRow extends Omit<GenerationStats, 'sampling'> {
   prompt: number;
   repeat: number;
   identical: boolean;
@@ -44,7 +44,7 @@ export interface BenchOptions {
   variants: BenchVariant[];
   maxTokens: number;
   repeat: number;
-  seed: number;
+  sampling: SamplingOptions;
   signal?: AbortSignal;
   onRun?: () => void;
 }
@@ -59,7 +59,7 @@ export interface BenchRun {
 type TimedRun = Awaited<ReturnType<typeof complete>> & { accepted: number[] };
 
 export function runsPerPrompt(options: Pick<BenchOptions, 'variants' | 'repeat'>): number {
-  return 1 + options.variants.length * (1 + options.repeat); // the greedy reference, warm-ups, timed runs
+  return 1 + options.variants.length * (1 + options.repeat); // the AR reference, warm-ups, timed runs
 }
 
 export async function runBench(sequence: Sequence, prompts: number[][], options: BenchOptions): Promise<BenchRun> {
@@ -75,7 +75,7 @@ export async function runBench(sequence: Sequence, prompts: number[][], options:
       decoder: variant.decoder,
       block: Math.max(1, variant.block),
       maxTokens: options.maxTokens,
-      fill: drawFromText(options.seed),
+      sampling: options.sampling,
       signal: options.signal,
       margins: extra.margins,
       onStep: (s) => {
@@ -107,12 +107,13 @@ export async function runBench(sequence: Sequence, prompts: number[][], options:
   return { rows, interrupted: false, trajectory };
 }
 
-function row(prompt: number, v: BenchVariant, repeat: number, run: TimedRun, greedy: GenerateResult): BenchRow {
-  const divergence = firstDivergence(greedy, run.result.tokens);
+function row(prompt: number, v: BenchVariant, repeat: number, run: TimedRun, reference: GenerateResult): BenchRow {
+  const divergence = firstDivergence(reference, run.result.tokens);
+  const { sampling: _sameForEveryRun, ...stats } = run.stats;
   return {
     prompt,
     repeat,
-    ...run.stats,
+    ...stats,
     decoder: v.decoder,
     block: v.block,
     identical: !divergence,

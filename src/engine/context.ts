@@ -1,12 +1,13 @@
 import type { RawContext, RawDecodeOptions, RawDecodeResult } from './addon.js';
 import { CllmError, fromNative } from './errors.js';
 import type { DecodeOptions, Evaluator } from './evaluator.js';
+import { isGreedy } from './sampling.js';
 import { ThreadGovernor } from './threads.js';
 
 export interface DecodeResult {
-  /** argmax[i] is the greedy prediction for the token after node i (position start + i + 1 in a chain). */
+  /** argmax[i] is the token after node i (position start + i + 1 in a chain): greedy, or sampled. */
   argmax: Int32Array;
-  /** Top-1 minus top-2 logit at each position, when asked for. */
+  /** How far argmax[i] leads the runner-up, in logits (Gumbel-perturbed when sampling), when asked for. */
   margins?: Float32Array;
   /** With topK: the topK best tokens after node i, best first, at topk[i * topK ...]. */
   topk?: Int32Array;
@@ -74,8 +75,8 @@ export class Context implements Evaluator {
    * Evaluates tokens at positions start..start+n-1 in one pass (split by batchSize), or a draft tree with
    * `parents`. The cache must hold exactly positions [0, start) beforehand; on failure roll back to start.
    */
-  async decode(tokens: ArrayLike<number>, start: number, { margins = false, parents, topK }: DecodeOptions = {}): Promise<DecodeResult> {
-    return this.run(tokens, start, { outputs: margins ? 'margins' : 'argmax', parents: parents && Int32Array.from(parents), topK });
+  async decode(tokens: ArrayLike<number>, start: number, { margins = false, parents, topK, sampling }: DecodeOptions = {}): Promise<DecodeResult> {
+    return this.run(tokens, start, { outputs: margins ? 'margins' : 'argmax', parents: parents && Int32Array.from(parents), topK, sampling: sampling && !isGreedy(sampling) ? sampling : undefined });
   }
 
   /** Like decode, but only fills the cache: no logits are computed, which saves the output layer on prompts. */

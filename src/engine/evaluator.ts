@@ -1,4 +1,5 @@
 import type { DecodeResult } from './context.js';
+import type { SamplingOptions } from './sampling.js';
 
 export interface DecodeOptions {
   /** Ask for the top-2 logit margin at every position (for --verify); costs a little time. */
@@ -9,8 +10,10 @@ export interface DecodeOptions {
    * pass, the cache keeps the main chain's entries until rollback, which also drops every other branch.
    */
   parents?: ArrayLike<number>;
-  /** Also return the topK best tokens at every position. */
+  /** Also return the topK best tokens at every position (by logit, after the penalties). */
   topK?: number;
+  /** argmax[i] becomes the token sampled after node i, a function of the seed, its position and its context. */
+  sampling?: SamplingOptions;
 }
 
 /**

@@ -1,14 +1,17 @@
 // The decoding loop: every forward pass feeds the pending token and a tree of guesses after it, and keeps
-// the longest path of guesses that each equal the model's greedy choice after their parent. Each kept token
-// is what one-by-one greedy decoding would have produced, so the output is the same, in fewer passes. What
-// to guess is the drafter's business: a fixed Jacobi block (the CLLM paper's decoder; block 1 is plain
-// autoregressive decoding), or the planner of `--decoder auto`.
+// the longest path of guesses that each equal the model's choice after their parent. Each kept token is
+// what one-by-one decoding would have produced, so the output is the same, in fewer passes. The choice is
+// the greedy argmax, or a sample that depends only on the seed, the position and the tokens before it
+// (sampling.ts), so sampling keeps this exact too. What to guess is the drafter's business: a fixed Jacobi
+// block (the CLLM paper's decoder; block 1 is plain autoregressive decoding), or the planner of
+// `--decoder auto`.
 import { CostModel } from './cost-model.js';
 import { drawFromText, type DraftFill } from './draft.js';
 import { acceptedPath, layout } from './draft-tree.js';
 import { CllmError } from './errors.js';
 import type { Evaluator } from './evaluator.js';
 import { Planner } from './planner.js';
+import { samplingSettings, type SamplingOptions } from './sampling.js';
 import type { Sequence } from './sequence.js';
 import { FixedBlock } from './sources/jacobi-tail.js';
 import type { Drafter } from './sources/source.js';
@@ -26,10 +29,12 @@ export interface GenerateOptions {
   /** Jacobi: tokens scored per forward pass, the pending token plus block - 1 guesses (default 16). */
   block?: number;
   maxTokens: number;
+  /** Default greedy; a temperature above 0 samples with llama.cpp's top-k, top-p and min-p unless given. */
+  sampling?: Partial<SamplingOptions>;
   /** Jacobi: guesses for draft positions that have no earlier guess. Default: seeded draws from the text so far. */
   fill?: DraftFill;
   signal?: AbortSignal;
-  /** Ask for the top-2 logit margin at every position (for --verify); costs a little time. */
+  /** Ask for each token's lead over the runner-up (for --verify); costs a little time. */
   margins?: boolean;
   /** Called after every step with the tokens it accepted (already cut at EOS or maxTokens). */
   onTokens?: (tokens: number[]) => void;
@@ -60,6 +65,7 @@ export interface GenerationStats {
   scoredPerStep: number;
   /** Generated tokens by where they came from: "model" for the token each pass adds, else the draft source. */
   sources: Record<string, number>;
+  sampling: SamplingOptions;
   prefillMs: number;
   decodeMs: number;
   /** Of decodeMs, the time inside the model's forward passes; the rest is host overhead. */
@@ -69,8 +75,9 @@ export interface GenerationStats {
 
 export interface GenerateResult {
   tokens: number[];
-  /** margins[i]: the top-1 minus top-2 logit when tokens[i] was predicted (only with margins: true). */
+  /** margins[i]: how far tokens[i] led the runner-up when it was chosen (only with margins: true). */
   margins: number[];
+  sampling: SamplingOptions;
   stopReason: StopReason;
   steps: number;
   /** Tokens scored over all passes. */
@@ -106,6 +113,7 @@ export async function generate(sequence: Sequence, options: GenerateOptions): Pr
   if (!Number.isInteger(block) || block < 1) throw new RangeError('block must be a positive integer');
   if (sequence.tokens.length === 0) throw new CllmError('the prompt is empty: it tokenizes to no tokens');
   const evaluator = sequence.evaluator;
+  const sampling = samplingSettings(options.sampling);
   const drafter = await drafterFor(sequence, options);
   const tokens: number[] = [];
   const margins: number[] = [];
@@ -132,7 +140,7 @@ export async function generate(sequence: Sequence, options: GenerateOptions): Pr
     const passStart = performance.now();
     let result;
     try {
-      result = await evaluator.decode(pass.tokens, start, { margins: options.margins, parents: pass.parents, topK: drafter.topK || undefined });
+      result = await evaluator.decode(pass.tokens, start, { margins: options.margins, parents: pass.parents, topK: drafter.topK || undefined, sampling });
     } catch (err) {
       evaluator.rollback(start); // keep the invariant for whoever handles the error
       throw err;
@@ -143,7 +151,7 @@ export async function generate(sequence: Sequence, options: GenerateOptions): Pr
     scored += pass.tokens.length;
     largestPass = Math.max(largestPass, pass.tokens.length);
 
-    // 2. argmax[i] is the greedy token after pass index i. It is certain while every guess on the path to
+    // 2. argmax[i] is the model's token after pass index i. It is certain while every guess on the path to
     //    i was right: each guess equals the argmax after its parent.
     const path = acceptedPath(pass, result.argmax);
     const predicted = path.map((i) => result.argmax[i]);
@@ -186,7 +194,7 @@ export async function generate(sequence: Sequence, options: GenerateOptions): Pr
     // 4. The drafter learns from the pass: its sources, the acceptance rates and the cost of a pass.
     drafter.observe({ layout: pass, start, argmax: result.argmax, topk: result.topk, path, committed: sequence.tokens }, passMs);
   }
-  return { tokens, margins, stopReason, steps, scored, largestPass, sources, decodeMs: performance.now() - t0 - observerMs, forwardMs };
+  return { tokens, margins, sampling, stopReason, steps, scored, largestPass, sources, decodeMs: performance.now() - t0 - observerMs, forwardMs };
 }
 
 export function generationStats(result: GenerateResult, run: { decoder?: DecoderName; block?: number; promptTokens: number; prefillMs: number }): GenerationStats {
@@ -202,6 +210,7 @@ export function generationStats(result: GenerateResult, run: { decoder?: Decoder
     tokensPerStep: result.steps ? generatedTokens / result.steps : 0,
     scoredPerStep: result.steps ? result.scored / result.steps : 0,
     sources: result.sources,
+    sampling: result.sampling,
     prefillMs: run.prefillMs,
     decodeMs: result.decodeMs,
     forwardMs: result.forwardMs,
@@ -214,15 +223,15 @@ export interface Divergence {
   index: number;
   expected: number | undefined;
   got: number | undefined;
-  /** The greedy decoder's top-2 logit margin there: a tiny margin means a near-tie that rounding can flip. */
+  /** The autoregressive token's lead over the runner-up there: a tiny one is a near-tie that rounding can flip. */
   margin: number | undefined;
 }
 
-/** Compares an output with greedy autoregressive output (decoded with margins); undefined if identical. */
-export function firstDivergence(greedy: Pick<GenerateResult, 'tokens' | 'margins'>, other: readonly number[]): Divergence | undefined {
-  const length = Math.max(greedy.tokens.length, other.length);
+/** Compares an output with autoregressive output (decoded with margins); undefined if identical. */
+export function firstDivergence(reference: Pick<GenerateResult, 'tokens' | 'margins'>, other: readonly number[]): Divergence | undefined {
+  const length = Math.max(reference.tokens.length, other.length);
   for (let i = 0; i < length; i++) {
-    if (greedy.tokens[i] !== other[i]) return { index: i, expected: greedy.tokens[i], got: other[i], margin: greedy.margins[i] };
+    if (reference.tokens[i] !== other[i]) return { index: i, expected: reference.tokens[i], got: other[i], margin: reference.margins[i] };
   }
   return undefined;
 }
