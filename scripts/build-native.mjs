@@ -70,6 +70,10 @@ function cmakeDefines(llamaDir, gpu) {
     CLLM_BACKEND: gpu,
     GGML_CUDA: gpu === 'cuda' ? 'ON' : 'OFF',
     GGML_METAL: gpu === 'metal' ? 'ON' : 'OFF',
+    // Exact Jacobi: without llamafile's tinyBLAS, a matmul over a block of tokens computes each output with
+    // the same dot-product kernel as one token does, so a block's logits equal one-token decoding's bit for
+    // bit. tinyBLAS (used for 2+ tokens) sums in another order; it is faster, and CLLM_FAST_KERNELS=1 keeps it.
+    GGML_LLAMAFILE: process.env.CLLM_FAST_KERNELS === '1' ? 'ON' : 'OFF',
   };
   if (process.env.CMAKE_CUDA_ARCHITECTURES) defines.CMAKE_CUDA_ARCHITECTURES = process.env.CMAKE_CUDA_ARCHITECTURES;
   if (hasCommand('ccache')) {

@@ -100,6 +100,65 @@ describe('cllm run, one-shot and pipes', () => {
   });
 });
 
+describe('cllm run, sampling', () => {
+  const sampled = (...extra: string[]) => JSON.parse(run(['run', '-m', completionModel, '--raw', '--temp', '1', '--max-tokens', '40', '--json', ...extra, 'Once upon a time']).stdout);
+
+  it('a seed reproduces its text with every decoder, and another seed changes it', () => {
+    const first = sampled('--seed', '3');
+    expect(first.stats.sampling).toMatchObject({ temperature: 1, topK: 40, topP: 0.95, minP: 0.05, seed: 3 });
+    expect(sampled('--seed', '3').tokens).toEqual(first.tokens);
+    expect(sampled('--seed', '3', '--decoder', 'ar').tokens).toEqual(first.tokens);
+    const jacobi = sampled('--seed', '3', '-n', '8', '--verify');
+    expect(jacobi.tokens).toEqual(first.tokens);
+    expect(jacobi.verify).toMatchObject({ identical: true });
+    expect(sampled('--seed', '4').tokens).not.toEqual(first.tokens);
+  });
+
+  it('samples like llama-cli by default, and names the random seed it drew so that the run can be repeated', () => {
+    const drawn = run(['run', '-m', completionModel, '--raw', '--max-tokens', '30', '--stats', 'Once upon a time']);
+    expect(drawn.code).toBe(0);
+    const seed = drawn.stderr.match(/temp 0\.8, top-k 40, top-p 0\.95, min-p 0\.05, seed (\d+)/)?.[1];
+    expect(seed).toBeDefined();
+    expect(run(['run', '-m', completionModel, '--raw', '--max-tokens', '30', '--seed', seed!, 'Once upon a time']).stdout).toBe(drawn.stdout);
+  });
+
+  it.each([
+    ['--temp', '-1', /--temp must be a number from 0 \(greedy\) to 100/],
+    ['--temp', 'hot', /--temp must be/],
+    ['--top-k', '1.5', /--top-k must be an integer >= 0/],
+    ['--top-p', '1.5', /--top-p must be a number from 0 to 1/],
+    ['--min-p', '-0.1', /--min-p must be a number from 0/],
+    ['--repeat-penalty', '0', /--repeat-penalty must be a number above 0/],
+    ['--repeat-last-n', '-2', /--repeat-last-n must be an integer >= 0/],
+    ['--presence-penalty', 'x', /--presence-penalty must be/],
+    ['--frequency-penalty', '1e9', /--frequency-penalty must be/],
+    ['--seed', '4294967296', /--seed must be an integer from 0 to 4294967295/],
+    ['--seed', '', /--seed must be/],
+  ])('%s %s: one line, exit 2', (flag, value, message) => {
+    for (const command of ['run', 'bench']) {
+      const { code, stdout, stderr } = run([command, '-m', fixtureModel, flag, value, ...(command === 'run' ? ['hi'] : [])]);
+      expect(code).toBe(2);
+      expect(stdout).toBe('');
+      expect(stderr).toMatch(message);
+      expect(stderr.trim().split('\n')).toHaveLength(1);
+    }
+  });
+});
+
+describe('cllm bench --temp', () => {
+  const bench = (...extra: string[]) =>
+    JSON.parse(run(['bench', '-m', fixtureModel, '--limit', '2', '--max-tokens', '24', '--repeat', '1', '--block', '4,8', '--json', '-', ...extra]).stdout);
+
+  it('measures sampled decoding, checked against AR with the same seed, reproducibly', () => {
+    const first = bench('--temp', '0.8', '--seed', '5');
+    expect(first.settings.sampling).toMatchObject({ temperature: 0.8, seed: 5 });
+    for (const s of first.summary) expect(s.identical).toBe(`${s.runs}/${s.runs}`);
+    const jacobiSteps = (r: { results: { decoder: string; block: number; steps: number }[] }) => r.results.filter((x) => x.decoder === 'jacobi').map((x) => `${x.block}:${x.steps}`);
+    expect(jacobiSteps(bench('--temp', '0.8', '--seed', '5'))).toEqual(jacobiSteps(first));
+    expect(bench().settings.sampling).toMatchObject({ temperature: 0 }); // greedy unless asked
+  });
+});
+
 describe('cllm errors', () => {
   it.each([
     ['a block size of 0', ['run', '-m', fixtureModel, '--block', '0', 'hi'], 2, /--block must be a positive integer/],
@@ -205,6 +264,22 @@ describe('cllm run, interactive chat in a pseudo-terminal', () => {
     await t.waitFor(/> $/);
     t.proc.write('\x04');
     expect(await t.exited).toBe(0);
+  });
+
+  it.skipIf(!haveStories)('samples the same replies for the same seed, and shows the sampling settings', async () => {
+    const reply = async () => {
+      const t = terminal(['run', '-m', storiesModel, '--seed', '7', '--max-tokens', '24']);
+      await t.waitFor(/sampling: temp 0\.8, top-k 40, top-p 0\.95, min-p 0\.05, seed 7/);
+      await t.waitFor(/> $/);
+      const mark = t.screen.length;
+      t.proc.write('Once upon a time\r');
+      await t.waitFor(/Once upon a time\s+\S[^\n]*\n> $/, mark);
+      const text = t.screen.slice(mark);
+      t.proc.write('/exit\r');
+      expect(await t.exited).toBe(0);
+      return text;
+    };
+    expect(await reply()).toBe(await reply());
   });
 
   it.skipIf(!haveStories)('falls back to plain completion for a model without a chat template', async () => {

@@ -145,7 +145,7 @@ async function collect(model: Model, prompts: string[], done: Set<number>, flags
     !flags.verify
       ? 'fixed points not verified (--no-verify)'
       : diverged.length
-        ? // A block's logits can round differently from one token's (F16 weights); that flips near-ties.
+        ? // On the CPU a block's logits equal one token's; GPU kernels for a block round differently, which flips near-ties.
           chalk.yellow(`${diverged.length === 1 ? '1 prompt differs' : `${diverged.length} prompts differ`} from greedy decoding (a near-tie rounded differently in a block): ${diverged.slice(0, 5).join(', ')}${diverged.length > 5 ? ', ...' : ''}`)
         : 'every fixed point equals greedy decoding',
   ];

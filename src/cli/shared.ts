@@ -68,18 +68,8 @@ export function modelOptions(command: Command, { context = true } = {}): Command
     .option('--verbose', "show llama.cpp's logs");
 }
 
-export interface SamplingFlags {
-  temp: number;
-  topK: number;
-  topP: number;
-  minP: number;
-  repeatPenalty: number;
-  repeatLastN: number;
-  presencePenalty: number;
-  frequencyPenalty: number;
-  /** Absent: a random seed, drawn once per command. */
-  seed?: number;
-}
+/** The sampling settings as commander parses the flags: --temp names the temperature; no --seed, a random one. */
+export type SamplingFlags = Omit<SamplingOptions, 'temperature' | 'seed'> & { temp: number; seed?: number };
 
 function samplingFlag(key: keyof SamplingOptions) {
   return (value: string): number => {
@@ -108,17 +98,8 @@ export function samplingOptions(command: Command, temperature: number): Command 
 /** The sampling settings of the flags; a random seed is drawn into flags.seed, so that it is drawn once. */
 export function samplingFrom(flags: SamplingFlags): SamplingOptions {
   flags.seed ??= randomSeed();
-  return {
-    temperature: flags.temp,
-    topK: flags.topK,
-    topP: flags.topP,
-    minP: flags.minP,
-    repeatPenalty: flags.repeatPenalty,
-    repeatLastN: flags.repeatLastN,
-    presencePenalty: flags.presencePenalty,
-    frequencyPenalty: flags.frequencyPenalty,
-    seed: flags.seed,
-  };
+  const { temp, topK, topP, minP, repeatPenalty, repeatLastN, presencePenalty, frequencyPenalty, seed } = flags;
+  return { temperature: temp, topK, topP, minP, repeatPenalty, repeatLastN, presencePenalty, frequencyPenalty, seed };
 }
 
 export interface LoadFlags {
