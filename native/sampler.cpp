@@ -23,6 +23,7 @@ constexpr double kGumbelSpan = 41;
 // A token this many nats below the best has a weight of e^-40 (4e-18): dropping it from top-p's sum changes
 // no cut in practice, and saves looking at the tail of a large vocabulary.
 constexpr double kNegligibleNats = 40;
+constexpr size_t kTopPChunk = 32;
 
 uint64_t splitmix64(uint64_t x) {
     x += 0x9e3779b97f4a7c15ULL;
@@ -78,7 +79,8 @@ Choice Sampler::choose(const SamplingParams & params, const float * logits, int3
     const double temperature = params.temperature;
 
     // Only tokens that can still matter, then llama.cpp's truncations in its order: top-k, top-p, min-p.
-    const double floor = maxLogit - std::max(temperature * kGumbelSpan, kNegligibleNats);
+    const double reach = temperature * kGumbelSpan;
+    const double floor = maxLogit - (params.topP < 1 ? std::max(reach, kNegligibleNats) : reach);
     candidates_.clear();
     for (int32_t t = 0; t < nVocab; t++) {
         if (logits[t] >= floor) candidates_.emplace_back(logits[t], t);
@@ -91,14 +93,18 @@ Choice Sampler::choose(const SamplingParams & params, const float * logits, int3
         candidates_.resize(params.topK);
     }
     if (params.topP < 1) {
-        std::sort(candidates_.begin(), candidates_.end(), before);
         double total = 0;
         for (const auto & c : candidates_) total += std::exp(static_cast<double>(c.first) - maxLogit);
+        // Sorted a chunk at a time: the likeliest few tokens usually reach p, and the rest stay unsorted.
         double cumulative = 0;
         size_t keep = 0;
-        while (keep < candidates_.size()) {
+        size_t sorted = 0;
+        while (keep < candidates_.size() && cumulative < params.topP) {
+            if (keep == sorted) {
+                sorted = std::min(candidates_.size(), sorted + kTopPChunk);
+                std::partial_sort(candidates_.begin() + keep, candidates_.begin() + sorted, candidates_.end(), before);
+            }
             cumulative += std::exp(static_cast<double>(candidates_[keep++].first) - maxLogit) / total;
-            if (cumulative >= params.topP) break;
         }
         candidates_.resize(keep);
     }
