@@ -76,7 +76,7 @@ describe('cllm run, one-shot and pipes', () => {
   });
 
   it('ends quietly when the reader of its output goes away', async () => {
-    const child = spawn(process.execPath, [cllm, 'run', '-m', fixtureModel, '--raw', '-n', '64', '--max-tokens', '4000', 'hello']);
+    const child = spawn(process.execPath, [cllm, 'run', '-m', fixtureModel, '--raw', '--temp', '0', '-n', '64', '--max-tokens', '4000', 'hello']);
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     await new Promise((resolve) => child.stdout.once('data', resolve));
@@ -88,13 +88,13 @@ describe('cllm run, one-shot and pipes', () => {
 
   it('keeps the text and says so when the context fills up', () => {
     // llama.cpp rounds context sizes up to a multiple of 256; the random fixture never says EOS.
-    const { code, stdout, stderr } = run(['run', '-m', fixtureModel, '--raw', '--ctx', '256', '--max-tokens', '1000', '--json', 'Once upon a time']);
+    const { code, stdout, stderr } = run(['run', '-m', fixtureModel, '--raw', '--temp', '0', '--ctx', '256', '--max-tokens', '1000', '--json', 'Once upon a time']);
     expect(code).toBe(0);
     const out = JSON.parse(stdout);
     expect(out.stopReason).toBe('context');
     expect(out.stats.promptTokens + out.stats.generatedTokens).toBe(257);
     expect(stderr).toBe('');
-    const plain = run(['run', '-m', fixtureModel, '--raw', '--ctx', '256', '--max-tokens', '1000', 'Once upon a time']);
+    const plain = run(['run', '-m', fixtureModel, '--raw', '--temp', '0', '--ctx', '256', '--max-tokens', '1000', 'Once upon a time']);
     expect(plain.code).toBe(0);
     expect(plain.stderr).toMatch(/the context is full \(256 tokens\): the text so far is kept/);
   });
@@ -214,10 +214,12 @@ function terminal(args: string[]) {
   return { proc, exited, waitFor, get screen() { return text(); } };
 }
 
+// Tests that count a reply's tokens decode greedily: a sampled reply may end early at EOS.
 describe('cllm run, interactive chat in a pseudo-terminal', () => {
   it('chats, stops a reply on Ctrl-C, and exits on /exit', async () => {
-    // The random fixture never says EOS; a 64-token block over 2048 positions makes a reply long enough to interrupt.
-    const t = terminal(['run', '-m', fixtureModel, '-n', '64', '--max-tokens', '100000', '--system', 'Be brief.']);
+    // The random fixture never says EOS when decoded greedily; a 64-token block over 2048 positions makes a
+    // reply long enough to interrupt.
+    const t = terminal(['run', '-m', fixtureModel, '--temp', '0', '-n', '64', '--max-tokens', '100000', '--system', 'Be brief.']);
     await t.waitFor(/> $/);
     t.proc.write('hello\r');
     let mark = t.screen.length;
@@ -232,7 +234,7 @@ describe('cllm run, interactive chat in a pseudo-terminal', () => {
   });
 
   it('takes a multi-line message between triple quotes', async () => {
-    const t = terminal(['run', '-m', fixtureModel, '--max-tokens', '4']);
+    const t = terminal(['run', '-m', fixtureModel, '--temp', '0', '--max-tokens', '4']);
     await t.waitFor(/> $/);
     t.proc.write('"""first line\r');
     await t.waitFor(/\. $/);
@@ -245,7 +247,7 @@ describe('cllm run, interactive chat in a pseudo-terminal', () => {
   });
 
   it('keeps the conversation usable after a message too long for the context', async () => {
-    const t = terminal(['run', '-m', fixtureModel, '--ctx', '256', '--max-tokens', '8']);
+    const t = terminal(['run', '-m', fixtureModel, '--temp', '0', '--ctx', '256', '--max-tokens', '8']);
     await t.waitFor(/> $/);
     t.proc.write('the little girl played '.repeat(60) + '\r');
     let mark = t.screen.length;
