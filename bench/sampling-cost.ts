@@ -55,5 +55,5 @@ console.log('| sampling | median ms per pass | vs greedy |');
 console.log('|---|---:|---:|');
 for (const [k, some] of settings.entries()) {
   const ms = median(samples[k]);
-  console.log(`| ${describeSampling(samplingSettings(some)).replace(/, seed \d+$/, '')} | ${ms.toFixed(3)} | ${(ms / greedy).toFixed(3)}x |`);
+  console.log(`| ${describeSampling(samplingSettings(some), { seed: false })} | ${ms.toFixed(3)} | ${(ms / greedy).toFixed(3)}x |`);
 }

@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "addon.h"
-#include "sampler.h"
 
 namespace cllm {
 

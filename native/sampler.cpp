@@ -50,13 +50,14 @@ Choice top2(const float * logits, int32_t nVocab) {
     return {best, first - second};
 }
 
-}  // namespace
-
+// The Gumbel noise of (seed, position, token): -log(-log(u)) for a uniform u from a stateless hash.
 double gumbelNoise(uint64_t seed, int64_t position, llama_token token) {
     uint64_t h = splitmix64(splitmix64(splitmix64(seed) ^ static_cast<uint64_t>(position)) ^ static_cast<uint32_t>(token));
     double u = (static_cast<double>(h >> 12) + 0.5) * 0x1p-52;  // in (0, 1), never 0 or 1
     return -std::log(-std::log(u));
 }
+
+}  // namespace
 
 void Sampler::penalize(const SamplingParams & params, float * logits, const std::vector<llama_token> & recent) {
     distinct_.clear();

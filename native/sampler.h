@@ -48,7 +48,4 @@ class Sampler {
     std::vector<std::pair<float, llama_token>> candidates_;
 };
 
-// The Gumbel noise of (seed, position, token): -log(-log(u)) for a uniform u from a stateless hash.
-double gumbelNoise(uint64_t seed, int64_t position, llama_token token);
-
 }  // namespace cllm

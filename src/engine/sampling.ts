@@ -85,8 +85,8 @@ export function checkSampling(s: SamplingOptions): SamplingOptions {
   return s;
 }
 
-/** "temp 0.8, top-k 40, top-p 0.95, min-p 0.05, seed 42", or "greedy". */
-export function describeSampling(s: SamplingOptions): string {
+/** "temp 0.8, top-k 40, top-p 0.95, min-p 0.05, seed 42" (the seed where asked), or "greedy". */
+export function describeSampling(s: SamplingOptions, { seed = true } = {}): string {
   const parts = s.temperature === 0 ? ['greedy'] : [`temp ${s.temperature}`];
   if (s.temperature > 0) {
     if (s.topK > 0) parts.push(`top-k ${s.topK}`);
@@ -99,6 +99,6 @@ export function describeSampling(s: SamplingOptions): string {
     if (s.frequencyPenalty !== 0) parts.push(`frequency-penalty ${s.frequencyPenalty}`);
     parts.push(`repeat-last-n ${s.repeatLastN}`);
   }
-  if (s.temperature > 0) parts.push(`seed ${s.seed}`);
+  if (seed && s.temperature > 0) parts.push(`seed ${s.seed}`);
   return parts.join(', ');
 }
