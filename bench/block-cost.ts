@@ -2,7 +2,8 @@
 // relative to a block of 1. Each sample is the mean of a burst of passes of one size, as in decoding, where
 // llama.cpp reuses the compute graph of the previous pass of the same shape; the sizes take turns in every
 // round so that machine drift hits all alike.
-// Usage: npm run bench:block-cost -- [-m MODEL] [--threads 2] [--rounds 100] [--gpu-layers N] [--json FILE]
+// Usage: npm run bench:block-cost -- [-m MODEL] [--threads 2] [--rounds 100] [--gpu-layers N] [--fast-kernels]
+//          [--rpc host:port,...] [--json FILE]
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { native } from '../src/engine/addon.js';
@@ -14,7 +15,9 @@ const { values: args } = parseArgs({
     model: { type: 'string', short: 'm', default: process.env.CLLM_MODEL ?? '../shared/models/stories260K.gguf' },
     threads: { type: 'string', default: '2' },
     rounds: { type: 'string', default: '100' },
-    'gpu-layers': { type: 'string', default: '0' },
+    'gpu-layers': { type: 'string', default: '-1' },
+    'fast-kernels': { type: 'boolean', default: false },
+    rpc: { type: 'string' },
     json: { type: 'string' },
   },
 });
@@ -24,8 +27,10 @@ const PROMPT_TOKENS = 64;
 const threads = Number(args.threads);
 const rounds = Number(args.rounds);
 
-const model = await Model.load(args.model, { gpuLayers: Number(args['gpu-layers']) });
-const context = model.createContext({ contextSize: 512, threads });
+const rpc = args.rpc?.split(',');
+const exact = !args['fast-kernels'];
+const model = await Model.load(args.model, { gpuLayers: Number(args['gpu-layers']), rpc });
+const context = model.createContext({ contextSize: 512, threads, exact });
 const prompt = Array.from({ length: PROMPT_TOKENS }, (_, i) => 3 + ((i * 37) % (model.info.vocabularySize - 3)));
 await context.decode(prompt, 0);
 
@@ -50,10 +55,11 @@ const rows = BLOCKS.map((block) => {
   return { block, medianMs: +ms.toFixed(4), vsBlock1: +(ms / base).toFixed(2), msPerToken: +(ms / block).toFixed(4) };
 });
 const build = native().buildInfo();
-console.log(`block decode cost: ${model.info.path}, ${threads} threads, ${rounds} rounds of ${BURST} passes, backend ${build.backend}, context at ${PROMPT_TOKENS} tokens`);
+const where = `backend ${build.backend}${rpc ? ` over RPC (${rpc.join(', ')})` : ''}, ${exact ? 'exact' : 'fast'} kernels`;
+console.log(`block decode cost: ${model.info.path}, ${threads} threads, ${rounds} rounds of ${BURST} passes, ${where}, context at ${PROMPT_TOKENS} tokens`);
 console.log('| block | median ms | vs block 1 | ms per token |');
 console.log('|------:|----------:|-----------:|-------------:|');
 for (const r of rows) console.log(`| ${r.block} | ${r.medianMs.toFixed(3)} | ${r.vsBlock1.toFixed(2)}x | ${r.msPerToken.toFixed(3)} |`);
 if (args.json) {
-  writeFileSync(args.json, JSON.stringify({ model: args.model, threads, rounds, backend: build.backend, llamaCppCommit: build.llamaCppCommit, date: new Date().toISOString(), rows }, null, 2) + '\n');
+  writeFileSync(args.json, JSON.stringify({ model: args.model, threads, rounds, backend: build.backend, rpc, exact, llamaCppCommit: build.llamaCppCommit, date: new Date().toISOString(), rows }, null, 2) + '\n');
 }

@@ -43,9 +43,18 @@ static Napi::Value BuildInfo(const Napi::CallbackInfo & info) {
         d.Set("name", ggml_backend_dev_name(dev));
         d.Set("description", ggml_backend_dev_description(dev));
         d.Set("gpu", ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_GPU);
+        size_t free = 0, total = 0;
+        ggml_backend_dev_memory(dev, &free, &total);
+        d.Set("memoryFree", static_cast<double>(free));
+        d.Set("memoryTotal", static_cast<double>(total));
         devices.Set(static_cast<uint32_t>(devices.Length()), d);
     }
     out.Set("devices", devices);
+#ifdef CLLM_EXACT_KERNELS
+    out.Set("exactKernels", true);
+#else
+    out.Set("exactKernels", false);
+#endif
     return out;
 }
 

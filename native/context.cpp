@@ -3,10 +3,16 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <vector>
 
 #include "addon.h"
+
+#ifdef CLLM_CUDA_BATCH_INVARIANT
+// Added to ggml-cuda by native/patches/ggml-cuda-batch-invariant.patch.
+extern "C" void ggml_backend_cuda_set_batch_invariant(bool on);
+#endif
 
 namespace cllm {
 
@@ -108,10 +114,19 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
     // Exact mode: an F32 KV cache without flash attention. llama.cpp's defaults (F16 cache, flash attention)
     // halve the cache's memory, but their F16 rounding differs between a block and one token at a time by
     // about 1e-3 in the logits, enough to flip near-ties between Jacobi and greedy decoding.
-    if (options.Get("exact").ToBoolean().Value()) {
+    const bool exact = options.Get("exact").ToBoolean().Value();
+    if (exact) {
         params.type_k = params.type_v = GGML_TYPE_F32;
         params.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     }
+#ifdef CLLM_CUDA_BATCH_INVARIANT
+    // On CUDA the kernels themselves differ by batch width: the patched ggml-cuda computes each token of a
+    // block as it would compute it alone. Fused one-token kernels (a matmul with its activation) would not
+    // match the unfused ones a block gets, so fusion goes off too; ggml reads this once, on first use, so
+    // the first context of a process decides (an explicit GGML_CUDA_DISABLE_FUSION wins).
+    ggml_backend_cuda_set_batch_invariant(exact);
+    if (exact) setenv("GGML_CUDA_DISABLE_FUSION", "1", 0);
+#endif
     clearThreadErrors();
     ctx_ = llama_init_from_model(model_->get(), params);
     if (!ctx_) {

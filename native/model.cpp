@@ -1,8 +1,12 @@
 // A loaded GGUF model: metadata, tokenizer and chat template. Loading runs on a worker thread.
 #include <cstring>
+#include <mutex>
+#include <set>
+#include <stdexcept>
 #include <vector>
 
 #include "addon.h"
+#include "ggml-rpc.h"
 
 namespace cllm {
 
@@ -30,13 +34,41 @@ std::string quantization(const llama_model * model) {
     return desc;
 }
 
+bool isRpc(ggml_backend_dev_t dev) {
+    return std::strncmp(ggml_backend_reg_name(ggml_backend_dev_backend_reg(dev)), "RPC", 3) == 0;
+}
+
+// The devices a model is spread over: this machine's GPUs, then each RPC server's, in the order given.
+// Named explicitly, so that servers registered for an earlier model are not used by a later one.
+std::vector<ggml_backend_dev_t> modelDevices(const std::vector<std::string> & rpcServers) {
+    std::vector<ggml_backend_dev_t> devices;
+    for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
+        ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+        enum ggml_backend_dev_type type = ggml_backend_dev_type(dev);
+        if ((type == GGML_BACKEND_DEVICE_TYPE_GPU || type == GGML_BACKEND_DEVICE_TYPE_IGPU) && !isRpc(dev)) devices.push_back(dev);
+    }
+    static std::mutex registering;
+    static std::set<std::string> registered;
+    std::lock_guard<std::mutex> lock(registering);
+    for (const std::string & endpoint : rpcServers) {
+        ggml_backend_reg_t reg = ggml_backend_rpc_add_server(endpoint.c_str());
+        if (!reg) throw std::runtime_error("cannot reach the RPC server " + endpoint + " (is ggml-rpc-server running there?)");
+        if (registered.insert(endpoint).second) ggml_backend_register(reg);
+        for (size_t i = 0; i < ggml_backend_reg_dev_count(reg); i++) devices.push_back(ggml_backend_reg_dev_get(reg, i));
+    }
+    devices.push_back(nullptr);
+    return devices;
+}
+
 class LoadModelWorker : public Napi::AsyncProgressWorker<float> {
   public:
-    LoadModelWorker(Napi::Env env, std::string path, llama_model_params params, Napi::Function onProgress)
+    LoadModelWorker(Napi::Env env, std::string path, llama_model_params params, std::vector<std::string> rpcServers,
+                    Napi::Function onProgress)
         : Napi::AsyncProgressWorker<float>(env, "cllm.loadModel"),
           deferred_(Napi::Promise::Deferred::New(env)),
           path_(std::move(path)),
-          params_(params) {
+          params_(params),
+          rpcServers_(std::move(rpcServers)) {
         if (!onProgress.IsEmpty()) onProgress_ = Napi::Persistent(onProgress);
     }
 
@@ -49,6 +81,13 @@ class LoadModelWorker : public Napi::AsyncProgressWorker<float> {
             return true;
         };
         params_.progress_callback_user_data = const_cast<ExecutionProgress *>(&progress);
+        try {
+            devices_ = modelDevices(rpcServers_);
+        } catch (const std::exception & e) {
+            SetError(e.what());
+            return;
+        }
+        params_.devices = devices_.data();
         clearThreadErrors();
         model_ = llama_model_load_from_file(path_.c_str(), params_);
         if (!model_) {
@@ -73,12 +112,14 @@ class LoadModelWorker : public Napi::AsyncProgressWorker<float> {
     Napi::FunctionReference onProgress_;
     std::string path_;
     llama_model_params params_;
+    std::vector<std::string> rpcServers_;
+    std::vector<ggml_backend_dev_t> devices_;
     llama_model * model_ = nullptr;
 };
 
 }  // namespace
 
-// loadModel(path, { gpuLayers, useMmap }, onProgress?) -> Promise<Model>
+// loadModel(path, { gpuLayers, useMmap, rpc }, onProgress?) -> Promise<Model>
 Napi::Value LoadModel(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     if (!info[0].IsString() || !info[1].IsObject()) {
@@ -89,8 +130,13 @@ Napi::Value LoadModel(const Napi::CallbackInfo & info) {
     if (options.Has("gpuLayers")) params.n_gpu_layers = options.Get("gpuLayers").ToNumber().Int32Value();
     Napi::Value useMmap = options.Get("useMmap");
     if (useMmap.IsBoolean()) params.load_mode = useMmap.ToBoolean().Value() ? LLAMA_LOAD_MODE_MMAP : LLAMA_LOAD_MODE_NONE;
+    std::vector<std::string> rpcServers;
+    if (options.Get("rpc").IsArray()) {
+        Napi::Array rpc = options.Get("rpc").As<Napi::Array>();
+        for (uint32_t i = 0; i < rpc.Length(); i++) rpcServers.push_back(rpc.Get(i).ToString().Utf8Value());
+    }
     Napi::Function onProgress = info[2].IsFunction() ? info[2].As<Napi::Function>() : Napi::Function();
-    auto * worker = new LoadModelWorker(env, info[0].As<Napi::String>().Utf8Value(), params, onProgress);
+    auto * worker = new LoadModelWorker(env, info[0].As<Napi::String>().Utf8Value(), params, std::move(rpcServers), onProgress);
     Napi::Promise promise = worker->promise();
     worker->Queue();
     return promise;

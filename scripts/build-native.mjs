@@ -3,7 +3,7 @@
 // then configures and builds with cmake-js. The build folder is kept, so a change to native/ recompiles
 // only the addon, never llama.cpp.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { availableParallelism, platform, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,25 +57,111 @@ function fetchPinnedLlamaCpp(dest) {
   }
 }
 
-function gpuBackend() {
-  const gpu = (process.env.CLLM_GPU || (platform() === 'darwin' ? 'metal' : 'cpu')).toLowerCase();
-  if (!['cpu', 'cuda', 'metal'].includes(gpu)) fail(`CLLM_GPU must be cpu, cuda or metal, not "${gpu}".`);
-  return gpu;
+function firstLine(cmd, args) {
+  const run = spawnSync(cmd, args, { encoding: 'utf8' });
+  return run.status === 0 ? run.stdout.trim().split('\n')[0] : undefined;
 }
 
-function cmakeDefines(llamaDir, gpu) {
+function findNvcc() {
+  const homes = [process.env.CUDA_HOME, process.env.CUDA_PATH, '/usr/local/cuda'].filter(Boolean);
+  const candidates = ['nvcc', ...homes.map((home) => join(home, 'bin', 'nvcc'))];
+  return candidates.find((nvcc) => hasCommand(nvcc));
+}
+
+// cuBLAS comes with a full CUDA toolkit, or separately (say, the nvidia-cublas wheel), named by CLLM_CUBLAS_DIR.
+function findCublas(nvcc) {
+  const toolkit = nvcc === 'nvcc' ? undefined : dirname(dirname(nvcc));
+  const roots = [process.env.CLLM_CUBLAS_DIR, toolkit, process.env.CUDA_HOME, process.env.CUDA_PATH, '/usr/local/cuda'].filter(Boolean);
+  for (const dir of roots) {
+    for (const lib of ['lib64', 'lib', 'targets/x86_64-linux/lib', 'targets/sbsa-linux/lib']) {
+      const libDir = join(dir, lib);
+      if (!existsSync(libDir)) continue;
+      const found = readdirSync(libDir).find((f) => /^libcublas\.so(\.\d+)*$/.test(f));
+      if (found) return { root: dir, lib: join(libDir, found) };
+    }
+  }
+  return undefined;
+}
+
+// CLLM_GPU picks the backend; else Metal on macOS, CUDA where an NVIDIA GPU, nvcc and cuBLAS are all
+// present, and the CPU otherwise, saying why in one line.
+function gpuBackend() {
+  const forced = process.env.CLLM_GPU?.toLowerCase();
+  if (forced) {
+    if (!['cpu', 'cuda', 'metal'].includes(forced)) fail(`CLLM_GPU must be cpu, cuda or metal, not "${forced}".`);
+    return { gpu: forced, why: 'CLLM_GPU' };
+  }
+  if (platform() === 'darwin') return { gpu: 'metal', why: 'macOS' };
+  const gpuName = firstLine('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader']);
+  if (!gpuName) return { gpu: 'cpu', why: 'no NVIDIA GPU found (nvidia-smi lists none); CLLM_GPU=cuda forces a CUDA build' };
+  const nvcc = findNvcc();
+  if (!nvcc) return { gpu: 'cpu', why: `${gpuName} found, but no CUDA toolkit (nvcc is not on PATH, nor in $CUDA_HOME/bin or /usr/local/cuda/bin)` };
+  const cublas = findCublas(nvcc);
+  if (!cublas) {
+    return {
+      gpu: 'cpu',
+      why: `${gpuName} and nvcc found, but not cuBLAS. Install it with the CUDA toolkit, or as wheels ` +
+        '(pip install nvidia-cublas nvidia-cuda-runtime) and set CLLM_CUBLAS_DIR to the folder that holds its include/ and lib/',
+    };
+  }
+  return { gpu: 'cuda', why: `${gpuName}, ${nvcc === 'nvcc' ? 'nvcc' : nvcc}, cuBLAS in ${dirname(cublas.lib)}`, native: true, cublas };
+}
+
+const BATCH_INVARIANT_PATCH = join(root, 'native', 'patches', 'ggml-cuda-batch-invariant.patch');
+
+// Exact Jacobi on CUDA needs matmuls that compute each token of a block as they would compute it alone.
+// ggml-cuda picks kernels by batch width, so a small patch of our own adds a switch for that; the addon
+// turns it on for exact contexts. Returns whether the source has it.
+function applyBatchInvariantPatch(llamaDir) {
+  const source = join(llamaDir, 'ggml', 'src', 'ggml-cuda', 'ggml-cuda.cu');
+  if (readFileSync(source, 'utf8').includes('ggml_backend_cuda_set_batch_invariant')) return true;
+  const applied = spawnSync('git', ['apply', BATCH_INVARIANT_PATCH], { cwd: llamaDir, encoding: 'utf8' });
+  if (applied.status === 0) return true;
+  console.warn(`cllm: could not patch ${source} for exact Jacobi on CUDA (${(applied.stderr || '').trim().split('\n')[0]}); ` +
+    'Jacobi will not be exact on this build.');
+  return false;
+}
+
+function cmakeDefines(llamaDir, backend) {
+  const { gpu } = backend;
   const defines = {
     LLAMA_CPP_DIR: llamaDir,
     CLLM_LLAMA_CPP_COMMIT: headCommit(llamaDir),
     CLLM_BACKEND: gpu,
     GGML_CUDA: gpu === 'cuda' ? 'ON' : 'OFF',
     GGML_METAL: gpu === 'metal' ? 'ON' : 'OFF',
+    // llama.cpp's RPC backend: --rpc spreads a model over ggml-rpc-server processes on other machines.
+    GGML_RPC: 'ON',
     // Exact Jacobi: without llamafile's tinyBLAS, a matmul over a block of tokens computes each output with
     // the same dot-product kernel as one token does, so a block's logits equal one-token decoding's bit for
     // bit. tinyBLAS (used for 2+ tokens) sums in another order; it is faster, and CLLM_FAST_KERNELS=1 keeps it.
     GGML_LLAMAFILE: process.env.CLLM_FAST_KERNELS === '1' ? 'ON' : 'OFF',
   };
-  if (process.env.CMAKE_CUDA_ARCHITECTURES) defines.CMAKE_CUDA_ARCHITECTURES = process.env.CMAKE_CUDA_ARCHITECTURES;
+  // Whether a block's logits can equal one-token decoding's: on the CPU without tinyBLAS, on CUDA with the patch.
+  defines.CLLM_EXACT_KERNELS = gpu === 'cpu' && defines.GGML_LLAMAFILE === 'OFF' ? 'ON' : 'OFF';
+  if (gpu === 'cuda') {
+    defines.CLLM_CUDA_BATCH_INVARIANT = applyBatchInvariantPatch(llamaDir) ? 'ON' : 'OFF';
+    defines.CLLM_EXACT_KERNELS = defines.CLLM_CUDA_BATCH_INVARIANT;
+    // Only the GPUs present: all of ggml's default architectures take hours to compile.
+    const architectures = process.env.CMAKE_CUDA_ARCHITECTURES || (backend.native ? 'native' : undefined);
+    if (architectures) defines.CMAKE_CUDA_ARCHITECTURES = architectures;
+    const cublas = backend.cublas ?? (process.env.CLLM_CUBLAS_DIR ? findCublas('nvcc') : undefined);
+    if (cublas && cublas.root === process.env.CLLM_CUBLAS_DIR) {
+      // A cuBLAS outside the toolkit: name its libraries and headers to CMake's FindCUDAToolkit.
+      const libDir = dirname(cublas.lib);
+      const lt = readdirSync(libDir).find((f) => /^libcublasLt\.so(\.\d+)*$/.test(f));
+      defines.CUDA_cublas_LIBRARY = cublas.lib;
+      if (lt) defines.CUDA_cublasLt_LIBRARY = join(libDir, lt);
+      defines.CMAKE_CUDA_FLAGS = `-I${join(cublas.root, 'include')}`;
+      defines.CMAKE_CXX_FLAGS = `-I${join(cublas.root, 'include')}`;
+    }
+  }
+  // Extra definitions for llama.cpp's build, "NAME=VALUE" separated by spaces (GGML_CUDA_FA=OFF, say).
+  for (const pair of (process.env.CLLM_CMAKE_ARGS ?? '').split(/\s+/).filter(Boolean)) {
+    const eq = pair.indexOf('=');
+    if (eq < 1) fail(`CLLM_CMAKE_ARGS takes NAME=VALUE pairs separated by spaces, not "${pair}".`);
+    defines[pair.slice(0, eq).replace(/^-D/, '')] = pair.slice(eq + 1);
+  }
   if (hasCommand('ccache')) {
     // Relative paths let a fresh clone in another folder reuse the cache.
     process.env.CCACHE_BASEDIR ??= root;
@@ -88,7 +174,12 @@ function cmakeDefines(llamaDir, gpu) {
 }
 
 function main() {
-  const gpu = gpuBackend();
+  const backend = gpuBackend();
+  const { gpu } = backend;
+  if (process.argv.includes('--detect')) {
+    console.log(`${gpu}: ${backend.why}`);
+    return;
+  }
   if (!hasCommand('cmake')) {
     fail('CMake was not found on PATH. cllm compiles llama.cpp from source and needs CMake 3.14 or newer ' +
       '(Debian/Ubuntu: `apt-get install cmake`; macOS: `brew install cmake`), then run `npm install` again.');
@@ -104,16 +195,19 @@ function main() {
     fetchPinnedLlamaCpp(llamaDir);
   }
 
-  const defines = cmakeDefines(llamaDir, gpu);
+  console.log(`cllm: building for ${gpu === 'cpu' ? 'the CPU' : gpu.toUpperCase()} (${backend.why})`);
+  const defines = cmakeDefines(llamaDir, backend);
   const jobs = Number(process.env.CMAKE_BUILD_PARALLEL_LEVEL) || availableParallelism();
   const cmakeJs = join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js');
   const args = ['--directory', root, '--out', join(root, 'build'), '--config', 'Release', '--parallel', String(jobs)];
   for (const [k, v] of Object.entries(defines)) args.push(`--CD${k}=${v}`);
-  console.log(`cllm: building the addon (${gpu}, ${jobs} jobs)`);
-  for (const step of ['configure', 'build']) {
-    const run = spawnSync(process.execPath, [cmakeJs, step, '--log-level', 'warn', ...args], { stdio: 'inherit' });
+  console.log(`cllm: building the addon and ggml-rpc-server (${jobs} jobs)`);
+  const steps = [['configure'], ['build'], ['build', '--target', 'ggml-rpc-server']];
+  if (defines.CLLM_LLAMA_TOOLS === 'ON') steps.push(['build', '--target', 'llama-bench'], ['build', '--target', 'llama-quantize']);
+  for (const step of steps) {
+    const run = spawnSync(process.execPath, [cmakeJs, ...step, '--log-level', 'warn', ...args], { stdio: 'inherit' });
     if (run.status !== 0) {
-      fail(`cmake-js ${step} exited with code ${run.status}. The compiler output above names the first error. ` +
+      fail(`cmake-js ${step[0]} exited with code ${run.status}. The compiler output above names the first error. ` +
         (gpu === 'cuda' ? 'A CUDA build needs the CUDA toolkit with cuBLAS (nvcc on PATH). ' : '') +
         'A stale build folder can be cleared with `rm -rf build`; CLLM_GPU=cpu forces a CPU-only build.');
     }

@@ -14,7 +14,7 @@ import { Sequence } from '../engine/sequence.js';
 import { benchReport, type BenchResult } from './report.js';
 import { promptTokens } from './run.js';
 import { describeSampling, type SamplingOptions } from '../engine/sampling.js';
-import { checkBlock, checkBlockFits, originShares, interruptible, loadModel, modelOptions, positiveInteger, progressBar, readPromptFile, samplingFrom, samplingOptions, warnAboutContext, type SamplingFlags } from './shared.js';
+import { checkBlock, checkBlockFits, FAST_KERNELS_HELP, originShares, interruptible, loadModel, modelOptions, positiveInteger, progressBar, readPromptFile, samplingFrom, samplingOptions, warnAboutContext, type SamplingFlags } from './shared.js';
 
 interface BenchFlags extends SamplingFlags {
   model?: string;
@@ -28,6 +28,8 @@ interface BenchFlags extends SamplingFlags {
   threads?: number;
   ctx?: number;
   gpuLayers?: number;
+  rpc?: string[];
+  fastKernels?: boolean;
   json?: string;
   report?: string;
   verbose?: boolean;
@@ -55,6 +57,7 @@ export function benchCommand(): Command {
     .option('--max-tokens <n>', 'tokens to generate per run', positiveInteger('--max-tokens'), 128)
     .option('--repeat <n>', 'timed runs per prompt and variant, after one warm-up', positiveInteger('--repeat'), 3)
     .option('--limit <n>', 'use only the first n prompts', positiveInteger('--limit'))
+    .option('--fast-kernels', FAST_KERNELS_HELP)
     .option('--json <file>', 'write the results as JSON to a file, or - for stdout')
     .option('--report <file>', 'write a self-contained HTML report with charts')
     .action(async (flags: BenchFlags) => {
@@ -92,7 +95,7 @@ async function bench(model: Model, source: ReturnType<typeof promptSet>, flags: 
     ...(flags.decoders.includes('jacobi') ? [...new Set(flags.block)].map((block) => ({ decoder: 'jacobi' as const, block })) : []),
   ];
   warnAboutContext(model, flags);
-  const context = model.createContext({ contextSize: flags.ctx, threads: flags.threads });
+  const context = model.createContext({ contextSize: flags.ctx, threads: flags.threads, exact: !flags.fastKernels });
   const tokens = prompts.map((p) => promptTokens(model, 'messages' in p ? p.messages : [{ role: 'user', content: p.prompt }]));
   const tooLong = tokens.findIndex((t) => t.length + flags.maxTokens > context.size);
   if (tooLong >= 0) {
@@ -144,6 +147,7 @@ async function bench(model: Model, source: ReturnType<typeof promptSet>, flags: 
       threads: context.settings.threads,
       contextSize: context.size,
       sampling: samplingFrom(flags),
+      exactKernels: build.exactKernels && !flags.fastKernels,
     },
     results: run.rows,
     summary,
@@ -161,7 +165,7 @@ async function bench(model: Model, source: ReturnType<typeof promptSet>, flags: 
   if (run.interrupted) process.exitCode = 130;
 }
 
-function printSummary(summary: BenchSummaryRow[], bestBlock: number | null, settings: { promptCount: number; maxTokens: number; repeat: number; threads: number; sampling: SamplingOptions }, interrupted: boolean): void {
+function printSummary(summary: BenchSummaryRow[], bestBlock: number | null, settings: { promptCount: number; maxTokens: number; repeat: number; threads: number; sampling: SamplingOptions; exactKernels: boolean }, interrupted: boolean): void {
   const out = process.stdout;
   if (interrupted) out.write(chalk.yellow('interrupted: the summary covers the runs that finished\n'));
   if (summary.length === 0) {
@@ -169,7 +173,7 @@ function printSummary(summary: BenchSummaryRow[], bestBlock: number | null, sett
     return;
   }
   const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
-  out.write(chalk.dim(`${plural(settings.promptCount, 'prompt')} x ${plural(settings.repeat, 'repeat')}, ${settings.maxTokens} tokens each, ${plural(settings.threads, 'thread')}; ${describeSampling(settings.sampling)}\n`));
+  out.write(chalk.dim(`${plural(settings.promptCount, 'prompt')} x ${plural(settings.repeat, 'repeat')}, ${settings.maxTokens} tokens each, ${plural(settings.threads, 'thread')}; ${describeSampling(settings.sampling)}${settings.exactKernels ? '' : '; fast kernels'}\n`));
   const header = ['decoder', 'block', 'tokens/step', 'tok/s (median)', 'speedup vs AR (min-max)', 'identical', 'host'];
   const rows = summary.map((s) => [
     s.decoder,

@@ -1,28 +1,39 @@
 // cllm info: a model's metadata, as a table or as JSON.
 import chalk from 'chalk';
 import { Command } from 'commander';
-import { native } from '../engine/addon.js';
+import { native, type BuildInfo } from '../engine/addon.js';
 import { humanBytes, humanCount, loadModel, modelOptions } from './shared.js';
 
 interface InfoFlags {
   model?: string;
   json?: boolean;
   gpuLayers?: number;
+  rpc?: string[];
   verbose?: boolean;
+}
+
+/** Layers llama.cpp puts on the GPUs (and RPC servers): it counts the output layer as one more. */
+function offloadedLayers(layers: number, gpuLayers: number, devices: BuildInfo['devices']): number {
+  if (!devices.some((d) => d.gpu)) return 0;
+  return gpuLayers < 0 ? layers + 1 : Math.min(gpuLayers, layers + 1);
 }
 
 export function infoCommand(): Command {
   return modelOptions(new Command('info').description("print a GGUF model's metadata"), { context: false })
     .option('--json', 'print JSON')
     .action(async (flags: InfoFlags) => {
-      const model = await loadModel({ ...flags, gpuLayers: flags.gpuLayers ?? 0 });
+      // Loaded as run loads it, so that the devices' memory and the offloaded layers are run's.
+      const gpuLayers = flags.gpuLayers ?? -1;
+      const model = await loadModel({ ...flags, gpuLayers });
       const info = model.info;
       const build = native().buildInfo();
+      const offloaded = offloadedLayers(info.layers, gpuLayers, build.devices);
       const tokenText = (id: number) => (id < 0 ? 'none' : JSON.stringify(model.detokenize([id], { renderSpecial: true })));
       const special = { bos: tokenText(info.bos), eos: tokenText(info.eos) };
       model.dispose();
       if (flags.json) {
-        process.stdout.write(JSON.stringify({ ...info, backend: build.backend, llamaCppCommit: build.llamaCppCommit }, null, 2) + '\n');
+        const { backend, llamaCppCommit, devices, exactKernels } = build;
+        process.stdout.write(JSON.stringify({ ...info, backend, llamaCppCommit, exactKernels, devices, offloadedLayers: offloaded }, null, 2) + '\n');
         return;
       }
       const rows: [string, string][] = [
@@ -39,7 +50,9 @@ export function infoCommand(): Command {
         ['BOS', `${info.bos} ${special.bos}${info.addBos ? '' : ' (not added)'}`],
         ['EOS', `${info.eos} ${special.eos}`],
         ['chat template', info.chatTemplate ? `yes (${info.chatTemplate.length} characters)` : 'none (plain completion)'],
-        ['backend', `${build.backend}, llama.cpp ${build.llamaCppCommit.slice(0, 10)}`],
+        ['backend', `${build.backend}, llama.cpp ${build.llamaCppCommit.slice(0, 10)}${build.exactKernels ? '' : ' (fast kernels: Jacobi may differ from plain decoding at near-ties)'}`],
+        ...build.devices.map((d, i): [string, string] => [`device ${i}`, `${d.name}: ${d.description}, ${humanBytes(d.memoryFree)} free of ${humanBytes(d.memoryTotal)}`]),
+        ['offloaded', `${offloaded} of ${info.layers + 1} layers (the output layer counts as one)`],
       ];
       const width = Math.max(...rows.map(([k]) => k.length));
       for (const [key, value] of rows) process.stdout.write(`${chalk.bold(key.padEnd(width))}  ${value}\n`);

@@ -15,7 +15,7 @@ export interface BenchResult {
   model: ModelInfo;
   machine: { cpu: string; cores: number; backend: string; gpu: string | null };
   llamaCppCommit: string;
-  settings: { prompts: string; promptCount: number; decoders: string[]; blocks: number[]; maxTokens: number; repeat: number; threads: number; contextSize: number; sampling: SamplingOptions };
+  settings: { prompts: string; promptCount: number; decoders: string[]; blocks: number[]; maxTokens: number; repeat: number; threads: number; contextSize: number; sampling: SamplingOptions; exactKernels: boolean };
   results: BenchRow[];
   summary: BenchSummaryRow[];
   bestBlock: number | null;

@@ -9,7 +9,7 @@ import type { ChatMessage, Model } from '../engine/model.js';
 import { Sequence } from '../engine/sequence.js';
 import { chat } from './chat.js';
 import { describeSampling, LLAMA_CPP_SAMPLING } from '../engine/sampling.js';
-import { checkBlock, checkBlockFits, interruptible, originShares, loadModel, modelOptions, positiveInteger, samplingFrom, samplingOptions, warnAboutContext, type SamplingFlags } from './shared.js';
+import { checkBlock, checkBlockFits, FAST_KERNELS_HELP, interruptible, originShares, loadModel, modelOptions, positiveInteger, samplingFrom, samplingOptions, warnAboutContext, type SamplingFlags } from './shared.js';
 import { trajectoryView } from './trajectory.js';
 
 export interface RunFlags extends SamplingFlags {
@@ -27,7 +27,7 @@ export interface RunFlags extends SamplingFlags {
   verbose?: boolean;
   json?: boolean;
   showTrajectory?: boolean;
-  f16Cache?: boolean;
+  fastKernels?: boolean;
 }
 
 export function runCommand(): Command {
@@ -48,7 +48,7 @@ export function runCommand(): Command {
     .option('--stats', 'print generation statistics to stderr, even when it is not a terminal')
     .option('--json', 'print one JSON object with the text, tokens, stop reason and statistics')
     .option('--show-trajectory', 'show the draft block converging at every step')
-    .option('--f16-cache', "llama.cpp's F16 KV cache and flash attention: half the cache memory, but Jacobi output may differ from greedy at near-ties")
+    .option('--fast-kernels', FAST_KERNELS_HELP)
     .action(async (promptWords: string[], flags: RunFlags, command: Command) => {
       // A block size asks for Jacobi decoding, unless --decoder says otherwise.
       if (command.getOptionValueSource('block') === 'cli' && command.getOptionValueSource('decoder') === 'default') flags.decoder = 'jacobi';
@@ -57,7 +57,7 @@ export function runCommand(): Command {
       const model = await loadModel(flags);
       try {
         warnAboutContext(model, flags);
-        const context = model.createContext({ contextSize: flags.ctx, threads: flags.threads, exact: !flags.f16Cache });
+        const context = model.createContext({ contextSize: flags.ctx, threads: flags.threads, exact: !flags.fastKernels });
         checkBlock(model, blockSize(flags));
         checkBlockFits(blockSize(flags), context.size);
         if (interactive) {

@@ -54,6 +54,22 @@ export function integer(name: string) {
   };
 }
 
+export const FAST_KERNELS_HELP =
+  "llama.cpp's fastest settings: F16 KV cache, flash attention and, on CUDA, its batched kernels; " +
+  'Jacobi output may then differ from plain decoding at near-ties (--verify and bench count how often)';
+
+/** --rpc's value: host:port endpoints, comma-separated, as llama.cpp's tools take them. */
+export function rpcServers(value: string): string[] {
+  const servers = value.split(',').map((s) => s.trim());
+  for (const server of servers) {
+    const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(server);
+    if (!match || Number(match[2]) < 1 || Number(match[2]) > 65535) {
+      throw new InvalidArgumentError(`--rpc takes host:port[,host:port...] (a port from 1 to 65535), not "${server}".`);
+    }
+  }
+  return servers;
+}
+
 /** The options of every subcommand that loads a model; `context` adds those of subcommands that decode. */
 export function modelOptions(command: Command, { context = true } = {}): Command {
   command.option('-m, --model <file>', 'GGUF model file (default: $CLLM_MODEL)');
@@ -64,6 +80,7 @@ export function modelOptions(command: Command, { context = true } = {}): Command
   }
   return command
     .option('--gpu-layers <n>', 'layers to offload to the GPU (default -1: all)', integer('--gpu-layers'))
+    .option('--rpc <servers>', 'spread the layers over ggml-rpc-server processes: host:port[,host:port...]', rpcServers)
     .option('--no-mmap', 'read the model into memory instead of mapping the file')
     .option('--verbose', "show llama.cpp's logs");
 }
@@ -105,6 +122,7 @@ export function samplingFrom(flags: SamplingFlags): SamplingOptions {
 export interface LoadFlags {
   model?: string;
   gpuLayers?: number;
+  rpc?: string[];
   mmap?: boolean;
   verbose?: boolean;
 }
@@ -113,6 +131,9 @@ export interface LoadFlags {
 export async function loadModel(flags: LoadFlags): Promise<Model> {
   const path = modelPath(flags.model);
   native().setVerbose(Boolean(flags.verbose));
+  if (flags.gpuLayers !== undefined && flags.gpuLayers !== 0 && native().buildInfo().backend === 'cpu' && !flags.rpc) {
+    warn('--gpu-layers has no effect: this cllm was built for the CPU (reinstall with CLLM_GPU=cuda, or add --rpc)');
+  }
   const showBar = process.stderr.isTTY && !flags.verbose;
   const bar = new cliProgress.SingleBar(
     { stream: process.stderr, format: `loading ${basename(path)} {bar} {percentage}%`, hideCursor: true, clearOnComplete: true },
@@ -126,7 +147,7 @@ export async function loadModel(flags: LoadFlags): Promise<Model> {
   process.on('SIGINT', onSigint);
   if (showBar) bar.start(100, 0);
   try {
-    return await Model.load(path, { gpuLayers: flags.gpuLayers, useMmap: flags.mmap === false ? false : undefined, onProgress: showBar ? (f) => bar.update(Math.round(f * 100)) : undefined });
+    return await Model.load(path, { gpuLayers: flags.gpuLayers, rpc: flags.rpc, useMmap: flags.mmap === false ? false : undefined, onProgress: showBar ? (f) => bar.update(Math.round(f * 100)) : undefined });
   } finally {
     if (showBar) bar.stop();
     process.off('SIGINT', onSigint);

@@ -75,11 +75,13 @@ export interface RawContext {
 export interface BuildInfo {
   llamaCppCommit: string;
   backend: 'cpu' | 'cuda' | 'metal';
-  devices: { name: string; description: string; gpu: boolean }[];
+  devices: { name: string; description: string; gpu: boolean; memoryFree: number; memoryTotal: number }[];
+  /** Whether a block's logits can equal one-token decoding's bit for bit (exact contexts). */
+  exactKernels: boolean;
 }
 
 interface Addon {
-  loadModel(path: string, options: { gpuLayers?: number; useMmap?: boolean }, onProgress?: (fraction: number) => void): Promise<RawModel>;
+  loadModel(path: string, options: { gpuLayers?: number; useMmap?: boolean; rpc?: string[] }, onProgress?: (fraction: number) => void): Promise<RawModel>;
   Context: new (model: RawModel, options: { contextSize: number; batchSize: number; threads: number; exact: boolean }) => RawContext;
   /** The decoder's sampler over given logits (penalized for `recent`): for tests of its distribution. */
   sampleToken(logits: Float32Array, position: number, sampling: SamplingOptions, recent?: Int32Array): { token: number; margin: number };

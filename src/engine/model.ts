@@ -8,6 +8,8 @@ export interface LoadOptions {
   /** Layers to offload to the GPU; -1 (default) offloads all that the backend can take. */
   gpuLayers?: number;
   useMmap?: boolean;
+  /** llama.cpp RPC servers ("host:port") to spread the layers over, with this machine's GPUs. */
+  rpc?: string[];
   /** Called with the loaded fraction, 0 to 1. */
   onProgress?: (fraction: number) => void;
 }
@@ -48,9 +50,10 @@ export interface ContextOptions {
    */
   threads?: number;
   /**
-   * Default true: an F32 KV cache without flash attention, so that block decoding rounds like one token at
-   * a time. false: llama.cpp's F16 cache and flash attention, half the cache memory, and Jacobi output may
-   * then differ from greedy output at near-ties (top-2 logit margins around 1e-3).
+   * Default true: an F32 KV cache without flash attention and, on CUDA, kernels that compute each token of
+   * a block as they would compute it alone, so that block decoding rounds like one token at a time.
+   * false: llama.cpp's F16 cache, flash attention and batched kernels: faster, half the cache memory, and
+   * Jacobi output may then differ from plain decoding at near-ties.
    */
   exact?: boolean;
 }
@@ -99,7 +102,7 @@ export class Model {
     const fileBytes = await checkGgufFile(path);
     let raw: RawModel;
     try {
-      raw = await native().loadModel(path, { gpuLayers: options.gpuLayers ?? -1, useMmap: options.useMmap }, options.onProgress);
+      raw = await native().loadModel(path, { gpuLayers: options.gpuLayers ?? -1, useMmap: options.useMmap, rpc: options.rpc }, options.onProgress);
     } catch (err) {
       throw new CllmError(`could not load model ${path}: ${loadFailureReason((err as Error).message)}`);
     }
