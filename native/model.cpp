@@ -52,7 +52,7 @@ std::vector<ggml_backend_dev_t> modelDevices(const std::vector<std::string> & rp
     std::lock_guard<std::mutex> lock(registering);
     for (const std::string & endpoint : rpcServers) {
         ggml_backend_reg_t reg = ggml_backend_rpc_add_server(endpoint.c_str());
-        if (!reg) throw std::runtime_error("cannot reach the RPC server " + endpoint + " (is ggml-rpc-server running there?)");
+        if (!reg) throw std::runtime_error("the RPC server " + endpoint + " offers no device");
         if (registered.insert(endpoint).second) ggml_backend_register(reg);
         for (size_t i = 0; i < ggml_backend_reg_dev_count(reg); i++) devices.push_back(ggml_backend_reg_dev_get(reg, i));
     }

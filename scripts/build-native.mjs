@@ -115,7 +115,8 @@ const BATCH_INVARIANT_PATCH = join(root, 'native', 'patches', 'ggml-cuda-batch-i
 function applyBatchInvariantPatch(llamaDir) {
   const source = join(llamaDir, 'ggml', 'src', 'ggml-cuda', 'ggml-cuda.cu');
   if (readFileSync(source, 'utf8').includes('ggml_backend_cuda_set_batch_invariant')) return true;
-  const applied = spawnSync('git', ['apply', BATCH_INVARIANT_PATCH], { cwd: llamaDir, encoding: 'utf8' });
+  let applied = spawnSync('git', ['apply', BATCH_INVARIANT_PATCH], { cwd: llamaDir, encoding: 'utf8' });
+  if (applied.error) applied = spawnSync('patch', ['-p1', '-N', '-s', '-i', BATCH_INVARIANT_PATCH], { cwd: llamaDir, encoding: 'utf8' });
   if (applied.status === 0) return true;
   console.warn(`cllm: could not patch ${source} for exact Jacobi on CUDA (${(applied.stderr || '').trim().split('\n')[0]}); ` +
     'Jacobi will not be exact on this build.');

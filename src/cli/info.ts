@@ -23,11 +23,10 @@ export function infoCommand(): Command {
     .option('--json', 'print JSON')
     .action(async (flags: InfoFlags) => {
       // Loaded as run loads it, so that the devices' memory and the offloaded layers are run's.
-      const gpuLayers = flags.gpuLayers ?? -1;
-      const model = await loadModel({ ...flags, gpuLayers });
+      const model = await loadModel(flags);
       const info = model.info;
       const build = native().buildInfo();
-      const offloaded = offloadedLayers(info.layers, gpuLayers, build.devices);
+      const offloaded = offloadedLayers(info.layers, flags.gpuLayers ?? -1, build.devices);
       const tokenText = (id: number) => (id < 0 ? 'none' : JSON.stringify(model.detokenize([id], { renderSpecial: true })));
       const special = { bos: tokenText(info.bos), eos: tokenText(info.eos) };
       model.dispose();

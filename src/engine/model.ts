@@ -1,4 +1,5 @@
 import { open, stat } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { native, type RawModel } from './addon.js';
 import { Context } from './context.js';
@@ -89,6 +90,24 @@ function loadFailureReason(message: string): string {
   return lines[0] ?? message;
 }
 
+/** ggml's RPC client aborts the process when it cannot connect, so a server is tried here first. */
+function checkRpcServer(endpoint: string): Promise<void> {
+  const colon = endpoint.lastIndexOf(':');
+  const host = endpoint.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+  return new Promise((done, fail) => {
+    const socket = connect({ host, port: Number(endpoint.slice(colon + 1)), timeout: 5000 }, () => {
+      socket.end();
+      done();
+    });
+    const unreachable = (why: string) => {
+      socket.destroy();
+      fail(new CllmError(`cannot reach the RPC server ${endpoint} (${why}): is ggml-rpc-server running there?`));
+    };
+    socket.on('error', (err: NodeJS.ErrnoException) => unreachable(err.code ?? err.message));
+    socket.on('timeout', () => unreachable('no answer in 5 s'));
+  });
+}
+
 /** A GGUF model loaded through llama.cpp. Free it with dispose(); its contexts are disposed with it. */
 export class Model {
   readonly info: ModelInfo;
@@ -100,6 +119,7 @@ export class Model {
 
   static async load(path: string, options: LoadOptions = {}): Promise<Model> {
     const fileBytes = await checkGgufFile(path);
+    await Promise.all((options.rpc ?? []).map(checkRpcServer));
     let raw: RawModel;
     try {
       raw = await native().loadModel(path, { gpuLayers: options.gpuLayers ?? -1, useMmap: options.useMmap, rpc: options.rpc }, options.onProgress);
