@@ -8,6 +8,7 @@ import { benchCommand } from './bench.js';
 import { collectCommand } from './collect.js';
 import { evalCommand } from './eval.js';
 import { infoCommand } from './info.js';
+import { pullCommand } from './pull.js';
 import { runCommand } from './run.js';
 import { trainCommand } from './train.js';
 import { fail } from './shared.js';
@@ -32,7 +33,7 @@ const program = new Command('cllm')
   .exitOverride()
   .configureOutput({ outputError: usageError });
 
-for (const command of [runCommand(), benchCommand(), infoCommand(), collectCommand(), trainCommand(), evalCommand()]) {
+for (const command of [runCommand(), benchCommand(), infoCommand(), collectCommand(), trainCommand(), evalCommand(), pullCommand()]) {
   program.addCommand(command.exitOverride().configureOutput({ outputError: usageError }));
 }
 

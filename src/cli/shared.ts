@@ -9,6 +9,7 @@ import { native } from '../engine/addon.js';
 import { CllmError } from '../engine/errors.js';
 import { Model } from '../engine/model.js';
 import { parsePromptFile, type BenchPrompt } from '../engine/prompts.js';
+import { isRemoteSpec, resolveModelSpec, type PullProgress } from '../engine/pull.js';
 import { LLAMA_CPP_SAMPLING, randomSeed, samplingRange, type SamplingOptions } from '../engine/sampling.js';
 
 export function fail(message: string, exitCode = 1): void {
@@ -72,7 +73,7 @@ export function rpcServers(value: string): string[] {
 
 /** The options of every subcommand that loads a model; `context` adds those of subcommands that decode. */
 export function modelOptions(command: Command, { context = true } = {}): Command {
-  command.option('-m, --model <file>', 'GGUF model file (default: $CLLM_MODEL)');
+  command.option('-m, --model <file>', 'GGUF model: a file, hf:ORG/REPO/FILE.gguf or an http(s) URL, pulled once into the cache (default: $CLLM_MODEL)');
   if (context) {
     command
       .option('--ctx <n>', 'context size in tokens (default: the trained length, at most 4096)', positiveInteger('--ctx'))
@@ -127,9 +128,22 @@ export interface LoadFlags {
   verbose?: boolean;
 }
 
+/** A local path as it is; an hf: or http(s):// model, pulled into the cache on first use. */
+async function localModelPath(spec: string): Promise<string> {
+  if (!isRemoteSpec(spec)) return spec;
+  const progress = downloadProgress();
+  const { signal, release } = interruptible();
+  try {
+    return await resolveModelSpec(spec, { onProgress: progress.update, signal });
+  } finally {
+    progress.stop();
+    release();
+  }
+}
+
 /** Loads the model, with a progress bar on an interactive stderr. */
 export async function loadModel(flags: LoadFlags): Promise<Model> {
-  const path = modelPath(flags.model);
+  const path = await localModelPath(modelPath(flags.model));
   native().setVerbose(Boolean(flags.verbose));
   if (flags.gpuLayers !== undefined && flags.gpuLayers !== 0 && native().buildInfo().backend === 'cpu' && !flags.rpc) {
     warn('--gpu-layers has no effect: this cllm was built for the CPU (reinstall with CLLM_GPU=cuda, or add --rpc)');
@@ -235,4 +249,39 @@ export function originShares(counts: Record<string, number>, total: number): str
     .sort((a, b) => b[1] - a[1])
     .map(([origin, n]) => `${origin} ${((100 * n) / total).toFixed(0)}%`)
     .join(', ');
+}
+
+/**
+ * A download progress bar on an interactive stderr (percent, bytes, speed, ETA); elsewhere `update` does
+ * nothing. Pass `update` as the onProgress of pullModel or resolveModelSpec, and call `stop` when it settles.
+ */
+export function downloadProgress(): { update: (progress: PullProgress) => void; stop: () => void } {
+  let bar: cliProgress.SingleBar | undefined;
+  let file: string | undefined;
+  let started = 0;
+  const stop = () => {
+    bar?.stop();
+    bar = undefined;
+    file = undefined;
+  };
+  const update = (progress: PullProgress) => {
+    if (progress.file !== file) {
+      stop();
+      file = progress.file;
+      started = Date.now();
+      const known = progress.totalBytes !== undefined;
+      bar = progressBar(known ? `${file} {bar} {percentage}% {received}/{size} {speed} ETA {eta_formatted}` : `${file} {received} {speed}`);
+      bar?.start(progress.totalBytes ?? 0, progress.receivedBytes, payload(progress, started));
+      return;
+    }
+    bar?.update(progress.receivedBytes, payload(progress, started));
+  };
+  return { update, stop };
+}
+
+function payload(progress: PullProgress, started: number): Record<string, string> {
+  const seconds = (Date.now() - started) / 1000;
+  // Bytes of this session only: a resumed prefix came from the disk, not the network.
+  const speed = seconds > 0.5 ? `${humanBytes(Math.round((progress.receivedBytes - progress.resumedFrom) / seconds))}/s` : '';
+  return { received: humanBytes(progress.receivedBytes), size: humanBytes(progress.totalBytes ?? 0), speed };
 }
