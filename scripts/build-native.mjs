@@ -93,7 +93,7 @@ function gpuBackend() {
   }
   if (platform() === 'darwin') return { gpu: 'metal', why: 'macOS' };
   const gpuName = firstLine('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader']);
-  if (!gpuName) return { gpu: 'cpu', why: 'no NVIDIA GPU found (nvidia-smi lists none); CLLM_GPU=cuda forces a CUDA build' };
+  if (!gpuName) return { gpu: 'cpu', why: 'no NVIDIA GPU found: nvidia-smi lists none; CLLM_GPU=cuda forces a CUDA build' };
   const nvcc = findNvcc();
   if (!nvcc) return { gpu: 'cpu', why: `${gpuName} found, but no CUDA toolkit (nvcc is not on PATH, nor in $CUDA_HOME/bin or /usr/local/cuda/bin)` };
   const cublas = findCublas(nvcc);

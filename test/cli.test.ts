@@ -169,6 +169,9 @@ describe('cllm errors', () => {
     ['a missing model', ['run', '-m', '/nonexistent/model.gguf', 'hi'], 1, /model file not found: \/nonexistent\/model.gguf/],
     ['a file that is not a model', ['run', '-m', fileURLToPath(import.meta.url), 'hi'], 1, /not a GGUF model file/],
     ['a prompt longer than the context', ['run', '-m', fixtureModel, '--ctx', '256', 'the little girl played '.repeat(80)], 1, /more than the 256 available/],
+    ['an --rpc without a port', ['run', '-m', fixtureModel, '--rpc', 'localhost', 'hi'], 2, /--rpc takes host:port\[,host:port\.\.\.\] \(a port from 1 to 65535\), not "localhost"/],
+    ['an --rpc port out of range', ['info', '-m', fixtureModel, '--rpc', '127.0.0.1:70000'], 2, /not "127\.0\.0\.1:70000"/],
+    ['an RPC server that is not there', ['run', '-m', fixtureModel, '--rpc', '127.0.0.1:1', 'hi'], 1, /cannot reach the RPC server 127\.0\.0\.1:1 \(ECONNREFUSED\): is ggml-rpc-server running there\?/],
   ])('%s: one line on stderr, no stack trace', (_, args, exitCode, message) => {
     const { code, stdout, stderr } = run(args as string[]);
     expect(code).toBe(exitCode);
@@ -193,6 +196,24 @@ describe('cllm errors', () => {
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/^architecture +llama$/m);
     expect(table.stdout).toMatch(/^chat template +yes/m);
+    expect(table.stdout).toMatch(/^device 0 +CPU: .*, [\d.]+ GiB free of [\d.]+ GiB$/m);
+    expect(table.stdout).toMatch(/^offloaded +0 of 3 layers \(the output layer counts as one\)$/m);
+    expect(json).toMatchObject({ exactKernels: true, offloadedLayers: 0 });
+    expect(json.devices[0]).toMatchObject({ name: 'CPU', gpu: false });
+  });
+
+  it('says once that --gpu-layers does nothing on a CPU build', () => {
+    const { code, stderr } = run(['run', '-m', fixtureModel, '--raw', '--temp', '0', '--gpu-layers', '99', '--max-tokens', '2', 'hi']);
+    expect(code).toBe(0);
+    expect(stderr.match(/--gpu-layers has no effect: this cllm was built for the CPU \(reinstall with CLLM_GPU=cuda, or add --rpc\)/g)).toHaveLength(1);
+  });
+
+  it('--fast-kernels decodes with llama.cpp\'s settings, and --verify still compares with AR', () => {
+    const { code, stdout } = run(['run', '-m', completionModel, '--raw', '--temp', '0', '--fast-kernels', '--decoder', 'jacobi', '--max-tokens', '16', '--verify', '--json', 'Once upon a time']);
+    expect(code).toBe(0);
+    const result = JSON.parse(stdout);
+    expect(result.tokens).toHaveLength(16);
+    expect(result.verify).toHaveProperty('identical');
   });
 });
 
