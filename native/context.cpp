@@ -125,7 +125,13 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
     // match the unfused ones a block gets, so fusion goes off too; ggml reads this once, on first use, so
     // the first context of a process decides (an explicit GGML_CUDA_DISABLE_FUSION wins).
     ggml_backend_cuda_set_batch_invariant(exact);
-    if (exact) setenv("GGML_CUDA_DISABLE_FUSION", "1", 0);
+    if (exact && !std::getenv("GGML_CUDA_DISABLE_FUSION")) {
+#ifdef _WIN32
+        _putenv_s("GGML_CUDA_DISABLE_FUSION", "1");
+#else
+        setenv("GGML_CUDA_DISABLE_FUSION", "1", 0);
+#endif
+    }
 #endif
     clearThreadErrors();
     ctx_ = llama_init_from_model(model_->get(), params);
