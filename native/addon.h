@@ -94,6 +94,7 @@ class Context : public Napi::ObjectWrap<Context> {
     Napi::Value SetThreads(const Napi::CallbackInfo & info);
     Napi::Value Size(const Napi::CallbackInfo & info);
     Napi::Value CachedTokens(const Napi::CallbackInfo & info);
+    Napi::Value GraphsReused(const Napi::CallbackInfo & info);
     Napi::Value Dispose(const Napi::CallbackInfo & info);
 
     llama_context * live(Napi::Env env) const;

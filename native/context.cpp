@@ -86,6 +86,7 @@ Napi::Function Context::Define(Napi::Env env) {
                            InstanceMethod<&Context::Rollback>("rollback"),
                            InstanceMethod<&Context::Size>("size"),
                            InstanceMethod<&Context::CachedTokens>("cachedTokens"),
+                           InstanceMethod<&Context::GraphsReused>("graphsReused"),
                            InstanceMethod<&Context::Dispose>("dispose"),
                        });
 }
@@ -496,6 +497,12 @@ Napi::Value Context::Size(const Napi::CallbackInfo & info) {
 
 Napi::Value Context::CachedTokens(const Napi::CallbackInfo & info) {
     return Napi::Number::New(info.Env(), llama_memory_seq_pos_max(llama_get_memory(live(info.Env())), 0) + 1);
+}
+
+// Passes that reused llama.cpp's previous compute graph (and so, on CUDA, its captured CUDA graph) instead
+// of building a new one.
+Napi::Value Context::GraphsReused(const Napi::CallbackInfo & info) {
+    return Napi::Number::New(info.Env(), llama_perf_context(live(info.Env())).n_reused);
 }
 
 Napi::Value Context::Dispose(const Napi::CallbackInfo & info) {

@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CllmError } from '../src/engine/errors.js';
+import { complete } from '../src/engine/jacobi.js';
 import { Model } from '../src/engine/model.js';
+import { Sequence } from '../src/engine/sequence.js';
 import { fixtureModel, haveStories, storiesModel } from './models.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'cllm-test-'));
@@ -190,6 +192,21 @@ describe.skipIf(!haveStories)('stories260K', () => {
     const again = await context.decode(prompt.slice(cut), cut, { margins: true });
     expect(Array.from(again.argmax)).toEqual(Array.from(first.argmax.slice(cut)));
     expect(Array.from(again.margins!)).toEqual(Array.from(first.margins!.slice(cut)));
+    context.dispose();
+  });
+
+  // A rebuilt graph costs host time every pass, and on CUDA a new capture of its CUDA graph.
+  it('reuses the compute graph across Jacobi steps and their roll-backs', async () => {
+    const context = model.createContext({ contextSize: 512, threads: 2 });
+    const sequence = new Sequence(context);
+    const prompt = Array.from(model.tokenize('Once upon a time, there was a little'));
+    for (const options of [{ decoder: 'ar' as const }, { decoder: 'jacobi' as const, block: 8 }, { decoder: 'jacobi' as const, block: 16 }]) {
+      sequence.reset();
+      const before = context.graphsReused;
+      const { result } = await complete(sequence, prompt, { ...options, maxTokens: 64 });
+      // Every pass after the prompt's but the first reuses the graph of the pass before.
+      expect(context.graphsReused - before, `${options.decoder} ${'block' in options ? options.block : ''}`).toBe(result.steps - 1);
+    }
     context.dispose();
   });
 

@@ -69,6 +69,7 @@ export interface RawContext {
   setThreads(threads: number): void;
   size(): number;
   cachedTokens(): number;
+  graphsReused(): number;
   dispose(): void;
 }
 

@@ -66,6 +66,11 @@ export class Context implements Evaluator {
     return this.settings.contextSize;
   }
 
+  /** Passes so far that reused llama.cpp's previous compute graph (on CUDA, its captured CUDA graph too). */
+  get graphsReused(): number {
+    return this.context.graphsReused();
+  }
+
   /** Positions now held in the KV cache. */
   get cachedTokens(): number {
     return this.context.cachedTokens();
