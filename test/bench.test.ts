@@ -18,6 +18,16 @@ function bench(args: string[]) {
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
+describe('cllm bench --fast-kernels', () => {
+  it('records that its kernels are not exact, and says so in the summary', () => {
+    const json = JSON.parse(bench(['--limit', '1', '--max-tokens', '8', '--repeat', '1', '--block', '4', '--fast-kernels', '--json', '-']).stdout);
+    expect(json.settings.exactKernels).toBe(false);
+    const table = bench(['--limit', '1', '--max-tokens', '8', '--repeat', '1', '--block', '4', '--fast-kernels']);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/; fast kernels\n/);
+  });
+});
+
 describe('cllm bench --json', () => {
   it('writes the documented schema', () => {
     const { code, stdout } = bench(['--limit', '2', '--max-tokens', '16', '--repeat', '2', '--block', '2,4', '--json', '-']);
@@ -29,7 +39,7 @@ describe('cllm bench --json', () => {
     expect(r.model).toMatchObject({ architecture: 'llama', vocabularySize: expect.any(Number), path: fixtureModel });
     expect(r.machine).toEqual({ cpu: expect.any(String), cores: expect.any(Number), backend: 'cpu', gpu: null });
     expect(r.llamaCppCommit).toMatch(/^[0-9a-f]{40}$/);
-    expect(r.settings).toEqual({ prompts: 'chat', promptCount: 2, decoders: ['ar', 'auto', 'jacobi'], blocks: [2, 4], maxTokens: 16, repeat: 2, threads: expect.any(Number), contextSize: expect.any(Number), sampling: expect.objectContaining({ temperature: 0 }) });
+    expect(r.settings).toEqual({ prompts: 'chat', promptCount: 2, decoders: ['ar', 'auto', 'jacobi'], blocks: [2, 4], maxTokens: 16, repeat: 2, threads: expect.any(Number), contextSize: expect.any(Number), sampling: expect.objectContaining({ temperature: 0 }), exactKernels: true });
 
     // 2 prompts x 4 variants x 2 repeats, interleaved by round.
     expect(r.results).toHaveLength(16);

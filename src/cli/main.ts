@@ -11,7 +11,7 @@ import { infoCommand } from './info.js';
 import { pullCommand } from './pull.js';
 import { runCommand } from './run.js';
 import { trainCommand } from './train.js';
-import { fail } from './shared.js';
+import { fail, outputClosed } from './shared.js';
 
 /** Commander's "error: ..." becomes one line in cllm's own style. */
 function usageError(text: string, write: (text: string) => void): void {
@@ -21,10 +21,12 @@ function usageError(text: string, write: (text: string) => void): void {
 // https://no-color.org: any non-empty NO_COLOR turns colours off; chalk already drops them off a TTY.
 if (process.env.NO_COLOR) chalk.level = 0;
 
-// A reader that goes away (`cllm run ... | head`) is the end of the output, not an error.
+// A reader that goes away (`cllm run ... | head`) is the end of the output, not an error. Decoding stops
+// after its current step and the process ends normally: exiting at once, in the middle of a pass on the
+// context's own thread, could tear llama.cpp down under it.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code !== 'EPIPE') throw err;
-  process.exit(process.exitCode ?? 0);
+  if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+  outputClosed.abort();
 });
 
 const program = new Command('cllm')

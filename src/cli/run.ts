@@ -9,7 +9,7 @@ import type { ChatMessage, Model } from '../engine/model.js';
 import { Sequence } from '../engine/sequence.js';
 import { chat } from './chat.js';
 import { describeSampling, LLAMA_CPP_SAMPLING } from '../engine/sampling.js';
-import { checkBlock, checkBlockFits, FAST_KERNELS_HELP, interruptible, originShares, loadModel, modelOptions, positiveInteger, samplingFrom, samplingOptions, warnAboutContext, type SamplingFlags } from './shared.js';
+import { checkBlock, checkBlockFits, FAST_KERNELS_HELP, interruptible, outputClosed, originShares, loadModel, modelOptions, positiveInteger, samplingFrom, samplingOptions, warnAboutContext, type SamplingFlags } from './shared.js';
 import { trajectoryView } from './trajectory.js';
 
 export interface RunFlags extends SamplingFlags {
@@ -157,6 +157,7 @@ async function oneShot(model: Model, context: Context, prompt: string, flags: Ru
   // An interrupted output is a prefix of the autoregressive one; there is nothing complete to verify.
   const verification = flags.verify && result.stopReason !== 'interrupted' ? await verify(sequence, tokens, flags, result.tokens) : undefined;
 
+  if (outputClosed.signal.aborted) return;
   if (flags.json) {
     const json = { text, tokens: result.tokens, stopReason: result.stopReason, stats, ...(verification ? { verify: verification } : {}) };
     process.stdout.write(JSON.stringify(json) + '\n');

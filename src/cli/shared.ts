@@ -190,8 +190,15 @@ export function readPromptFile(file: string): BenchPrompt[] {
 }
 
 /**
+ * Aborted when the reader of stdout goes away (`cllm run ... | head`): the end of the output, not an error.
+ * Decoding then stops after the current step, as for Ctrl-C, and the process ends by itself, with code 0.
+ */
+export const outputClosed = new AbortController();
+
+/**
  * Ctrl-C handling while generating: the first press stops after the current step, keeping the output;
- * a second press exits at once. Returns the signal and a function that removes the handler.
+ * a second press exits at once. A closed stdout stops it too. Returns the signal and a function that
+ * removes the handlers.
  */
 export function interruptible(): { signal: AbortSignal; release: () => void } {
   const abort = new AbortController();
@@ -199,8 +206,15 @@ export function interruptible(): { signal: AbortSignal; release: () => void } {
     if (abort.signal.aborted) process.exit(130);
     abort.abort();
   };
+  const onOutputClosed = () => abort.abort();
   process.on('SIGINT', onSigint);
-  return { signal: abort.signal, release: () => process.off('SIGINT', onSigint) };
+  if (outputClosed.signal.aborted) abort.abort();
+  else outputClosed.signal.addEventListener('abort', onOutputClosed);
+  const release = () => {
+    process.off('SIGINT', onSigint);
+    outputClosed.signal.removeEventListener('abort', onOutputClosed);
+  };
+  return { signal: abort.signal, release };
 }
 
 export function warn(message: string): void {
