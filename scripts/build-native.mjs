@@ -62,16 +62,17 @@ function firstLine(cmd, args) {
   return run.status === 0 ? run.stdout.trim().split('\n')[0] : undefined;
 }
 
+const cudaHomes = () => [process.env.CUDA_HOME, process.env.CUDA_PATH, '/usr/local/cuda'].filter(Boolean);
+
 function findNvcc() {
-  const homes = [process.env.CUDA_HOME, process.env.CUDA_PATH, '/usr/local/cuda'].filter(Boolean);
-  const candidates = ['nvcc', ...homes.map((home) => join(home, 'bin', 'nvcc'))];
+  const candidates = ['nvcc', ...cudaHomes().map((home) => join(home, 'bin', 'nvcc'))];
   return candidates.find((nvcc) => hasCommand(nvcc));
 }
 
 // cuBLAS comes with a full CUDA toolkit, or separately (say, the nvidia-cublas wheel), named by CLLM_CUBLAS_DIR.
 function findCublas(nvcc) {
   const toolkit = nvcc === 'nvcc' ? undefined : dirname(dirname(nvcc));
-  const roots = [process.env.CLLM_CUBLAS_DIR, toolkit, process.env.CUDA_HOME, process.env.CUDA_PATH, '/usr/local/cuda'].filter(Boolean);
+  const roots = [process.env.CLLM_CUBLAS_DIR, toolkit, ...cudaHomes()].filter(Boolean);
   for (const dir of roots) {
     for (const lib of ['lib64', 'lib', 'targets/x86_64-linux/lib', 'targets/sbsa-linux/lib']) {
       const libDir = join(dir, lib);
@@ -138,11 +139,8 @@ function cmakeDefines(llamaDir, backend) {
     // bit. tinyBLAS (used for 2+ tokens) sums in another order; it is faster, and CLLM_FAST_KERNELS=1 keeps it.
     GGML_LLAMAFILE: process.env.CLLM_FAST_KERNELS === '1' ? 'ON' : 'OFF',
   };
-  // Whether a block's logits can equal one-token decoding's: on the CPU without tinyBLAS, on CUDA with the patch.
-  defines.CLLM_EXACT_KERNELS = gpu === 'cpu' && defines.GGML_LLAMAFILE === 'OFF' ? 'ON' : 'OFF';
   if (gpu === 'cuda') {
     defines.CLLM_CUDA_BATCH_INVARIANT = applyBatchInvariantPatch(llamaDir) ? 'ON' : 'OFF';
-    defines.CLLM_EXACT_KERNELS = defines.CLLM_CUDA_BATCH_INVARIANT;
     // Only the GPUs present: all of ggml's default architectures take hours to compile.
     const architectures = process.env.CMAKE_CUDA_ARCHITECTURES || (backend.native ? 'native' : undefined);
     if (architectures) defines.CMAKE_CUDA_ARCHITECTURES = architectures;
@@ -157,6 +155,9 @@ function cmakeDefines(llamaDir, backend) {
       defines.CMAKE_CXX_FLAGS = `-I${join(cublas.root, 'include')}`;
     }
   }
+  // Whether a block's logits can equal one-token decoding's: on the CPU without tinyBLAS, on CUDA with the patch.
+  const exact = gpu === 'cpu' ? defines.GGML_LLAMAFILE === 'OFF' : defines.CLLM_CUDA_BATCH_INVARIANT === 'ON';
+  defines.CLLM_EXACT_KERNELS = exact ? 'ON' : 'OFF';
   // Extra definitions for llama.cpp's build, "NAME=VALUE" separated by spaces (GGML_CUDA_FA=OFF, say).
   for (const pair of (process.env.CLLM_CMAKE_ARGS ?? '').split(/\s+/).filter(Boolean)) {
     const eq = pair.indexOf('=');

@@ -14,7 +14,7 @@ import { Sequence } from '../engine/sequence.js';
 import { benchReport, type BenchResult } from './report.js';
 import { promptTokens } from './run.js';
 import { describeSampling, type SamplingOptions } from '../engine/sampling.js';
-import { checkBlock, checkBlockFits, FAST_KERNELS_HELP, originShares, interruptible, outputClosed, loadModel, modelOptions, positiveInteger, progressBar, readPromptFile, samplingFrom, samplingOptions, warnAboutContext, type SamplingFlags } from './shared.js';
+import { checkBlock, checkBlockFits, FAST_KERNELS_HELP, originShares, interruptible, loadModel, modelOptions, positiveInteger, progressBar, readPromptFile, samplingFrom, samplingOptions, warnAboutContext, type SamplingFlags } from './shared.js';
 
 interface BenchFlags extends SamplingFlags {
   model?: string;
@@ -162,7 +162,7 @@ async function bench(model: Model, source: ReturnType<typeof promptSet>, flags: 
   else printSummary(summary, bestBlock, result.settings, run.interrupted);
   if (flags.json && flags.json !== '-') writeFileSync(flags.json, JSON.stringify(result, null, 2) + '\n');
   if (flags.report) writeFileSync(flags.report, benchReport(result));
-  if (run.interrupted && !outputClosed.signal.aborted) process.exitCode = 130;
+  if (run.interrupted) process.exitCode = 130;
 }
 
 function printSummary(summary: BenchSummaryRow[], bestBlock: number | null, settings: { promptCount: number; maxTokens: number; repeat: number; threads: number; sampling: SamplingOptions; exactKernels: boolean }, interrupted: boolean): void {

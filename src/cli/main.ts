@@ -52,3 +52,5 @@ try {
     if (process.env.CLLM_DEBUG) console.error(err);
   }
 }
+// Stopped because the reader went away, not by Ctrl-C: the output ended as asked.
+if (outputClosed.signal.aborted && process.exitCode === 130) process.exitCode = 0;

@@ -3,8 +3,7 @@
 import chalk from 'chalk';
 import { Command } from 'commander';
 import { basename } from 'node:path';
-import { pullModel, type PullResult } from '../engine/pull.js';
-import { downloadProgress, humanBytes, interruptible } from './shared.js';
+import { humanBytes, pullWithProgress } from './shared.js';
 
 interface PullFlags {
   cacheDir?: string;
@@ -25,16 +24,8 @@ export function pullCommand(): Command {
     .option('--cache-dir <dir>', 'the cache folder (default: $CLLM_CACHE or ~/.cache/cllm)')
     .addHelpText('after', ENVIRONMENT_HELP)
     .action(async (spec: string, flags: PullFlags) => {
-      const progress = downloadProgress();
-      const { signal, release } = interruptible();
       const started = Date.now();
-      let result: PullResult;
-      try {
-        result = await pullModel(spec, { cacheDir: flags.cacheDir, onProgress: progress.update, signal });
-      } finally {
-        progress.stop();
-        release();
-      }
+      const result = await pullWithProgress(spec, flags.cacheDir);
       if (!result.cached) {
         const seconds = ((Date.now() - started) / 1000).toFixed(1);
         process.stderr.write(chalk.dim(`pulled ${basename(result.path)}: ${humanBytes(result.size)} in ${seconds} s${result.verified ? ', sha256 checked' : ''}`) + '\n');

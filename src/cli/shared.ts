@@ -9,7 +9,7 @@ import { native } from '../engine/addon.js';
 import { CllmError } from '../engine/errors.js';
 import { Model } from '../engine/model.js';
 import { parsePromptFile, type BenchPrompt } from '../engine/prompts.js';
-import { isRemoteSpec, resolveModelSpec, type PullProgress } from '../engine/pull.js';
+import { isRemoteSpec, pullModel, type PullProgress, type PullResult } from '../engine/pull.js';
 import { LLAMA_CPP_SAMPLING, randomSeed, samplingRange, type SamplingOptions } from '../engine/sampling.js';
 
 export function fail(message: string, exitCode = 1): void {
@@ -128,13 +128,12 @@ export interface LoadFlags {
   verbose?: boolean;
 }
 
-/** A local path as it is; an hf: or http(s):// model, pulled into the cache on first use. */
-async function localModelPath(spec: string): Promise<string> {
-  if (!isRemoteSpec(spec)) return spec;
+/** Pulls a model into the cache (once), with a progress bar on an interactive stderr; Ctrl-C keeps the part file. */
+export async function pullWithProgress(spec: string, cacheDir?: string): Promise<PullResult> {
   const progress = downloadProgress();
   const { signal, release } = interruptible();
   try {
-    return await resolveModelSpec(spec, { onProgress: progress.update, signal });
+    return await pullModel(spec, { cacheDir, onProgress: progress.update, signal });
   } finally {
     progress.stop();
     release();
@@ -143,7 +142,8 @@ async function localModelPath(spec: string): Promise<string> {
 
 /** Loads the model, with a progress bar on an interactive stderr. */
 export async function loadModel(flags: LoadFlags): Promise<Model> {
-  const path = await localModelPath(modelPath(flags.model));
+  const spec = modelPath(flags.model);
+  const path = isRemoteSpec(spec) ? (await pullWithProgress(spec)).path : spec;
   native().setVerbose(Boolean(flags.verbose));
   if (flags.gpuLayers !== undefined && flags.gpuLayers !== 0 && native().buildInfo().backend === 'cpu' && !flags.rpc) {
     warn('--gpu-layers has no effect: this cllm was built for the CPU (reinstall with CLLM_GPU=cuda, or add --rpc)');
@@ -265,11 +265,8 @@ export function originShares(counts: Record<string, number>, total: number): str
     .join(', ');
 }
 
-/**
- * A download progress bar on an interactive stderr (percent, bytes, speed, ETA); elsewhere `update` does
- * nothing. Pass `update` as the onProgress of pullModel or resolveModelSpec, and call `stop` when it settles.
- */
-export function downloadProgress(): { update: (progress: PullProgress) => void; stop: () => void } {
+/** A download progress bar on an interactive stderr (percent, bytes, speed, ETA); elsewhere `update` does nothing. */
+function downloadProgress(): { update: (progress: PullProgress) => void; stop: () => void } {
   let bar: cliProgress.SingleBar | undefined;
   let file: string | undefined;
   let started = 0;
