@@ -75,6 +75,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("sampleToken", Napi::Function::New(env, SampleToken, "sampleToken"));
     exports.Set("setVerbose", Napi::Function::New(env, SetVerbose, "setVerbose"));
     exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
+    exportGuard(env, exports);
     return exports;
 }
 

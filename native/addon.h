@@ -10,7 +10,6 @@
 #include <thread>
 #include <vector>
 
-#include "chat.h"
 #include "llama.h"
 #include "sampler.h"
 
@@ -25,6 +24,10 @@ struct AddonData {
 // Error-level messages llama.cpp logged on this thread since the last call, so that a failed load can say why.
 void clearThreadErrors();
 std::string threadErrors();
+
+// Set by Ctrl-C: a model load stops at its next progress report, a forward pass inside its graph.
+bool interruptRequested();
+void exportGuard(Napi::Env env, Napi::Object exports);
 
 class Model : public Napi::ObjectWrap<Model> {
   public:
@@ -44,7 +47,6 @@ class Model : public Napi::ObjectWrap<Model> {
     Napi::Value Detokenize(const Napi::CallbackInfo & info);
     Napi::Value TokenBytes(const Napi::CallbackInfo & info);
     Napi::Value IsEog(const Napi::CallbackInfo & info);
-    Napi::Value ApplyChatTemplate(const Napi::CallbackInfo & info);
     Napi::Value Dispose(const Napi::CallbackInfo & info);
 
     llama_model * live(Napi::Env env) const;
@@ -53,7 +55,6 @@ class Model : public Napi::ObjectWrap<Model> {
     llama_model * model_ = nullptr;
     bool disposeRequested_ = false;
     const llama_vocab * vocab_ = nullptr;
-    common_chat_templates_ptr templates_;
     int liveContexts_ = 0;
 };
 

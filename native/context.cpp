@@ -112,6 +112,7 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
     params.kv_unified = true;
     params.n_threads = params.n_threads_batch = options.Get("threads").ToNumber().Int32Value();
     params.no_perf = true;
+    params.abort_callback = [](void *) { return interruptRequested(); };
     // Exact mode: an F32 KV cache without flash attention. llama.cpp's defaults (F16 cache, flash attention)
     // halve the cache's memory, but their F16 rounding differs between a block and one token at a time by
     // about 1e-3 in the logits, enough to flip near-ties between Jacobi and greedy decoding.
@@ -214,7 +215,7 @@ void Context::run(Job & job) {
         job.decodeMs += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         if (rc != 0) {
             std::string why = threadErrors();
-            job.error = rc == 1 ? "the context is full" : "llama_decode failed (" + std::to_string(rc) + ")" + (why.empty() ? "" : ": " + why);
+            job.error = rc == 2 && interruptRequested() ? "interrupted" : rc == 1 ? "the context is full" : "llama_decode failed (" + std::to_string(rc) + ")" + (why.empty() ? "" : ": " + why);
             return;
         }
         for (int32_t i = 0; i < m && job.outputs != Outputs::None; i++) {

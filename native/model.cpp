@@ -78,7 +78,7 @@ class LoadModelWorker : public Napi::AsyncProgressWorker<float> {
     void Execute(const ExecutionProgress & progress) override {
         params_.progress_callback = [](float value, void * user) {
             static_cast<const ExecutionProgress *>(user)->Send(&value, 1);
-            return true;
+            return !interruptRequested();
         };
         params_.progress_callback_user_data = const_cast<ExecutionProgress *>(&progress);
         try {
@@ -91,6 +91,10 @@ class LoadModelWorker : public Napi::AsyncProgressWorker<float> {
         clearThreadErrors();
         model_ = llama_model_load_from_file(path_.c_str(), params_);
         if (!model_) {
+            if (interruptRequested()) {
+                SetError("interrupted");
+                return;
+            }
             std::string why = threadErrors();
             SetError(why.empty() ? "llama.cpp could not load the model" : why);
         }
@@ -150,7 +154,6 @@ Napi::Function Model::Define(Napi::Env env) {
                            InstanceMethod<&Model::Detokenize>("detokenize"),
                            InstanceMethod<&Model::TokenBytes>("tokenBytes"),
                            InstanceMethod<&Model::IsEog>("isEog"),
-                           InstanceMethod<&Model::ApplyChatTemplate>("applyChatTemplate"),
                            InstanceMethod<&Model::Dispose>("dispose"),
                        });
 }
@@ -164,7 +167,6 @@ Model::Model(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Model>(info) {
 Model::~Model() { free(); }
 
 void Model::free() {
-    templates_.reset();
     if (model_) llama_model_free(model_);
     model_ = nullptr;
 }
@@ -260,39 +262,6 @@ Napi::Value Model::TokenBytes(const Napi::CallbackInfo & info) {
 Napi::Value Model::IsEog(const Napi::CallbackInfo & info) {
     live(info.Env());
     return Napi::Boolean::New(info.Env(), llama_vocab_is_eog(vocab_, info[0].ToNumber().Int32Value()));
-}
-
-// applyChatTemplate([{role, content}], addAssistant) -> string. Jinja first (llama.cpp's common library),
-// then the built-in list of known templates.
-Napi::Value Model::ApplyChatTemplate(const Napi::CallbackInfo & info) {
-    Napi::Env env = info.Env();
-    llama_model * model = live(env);
-    if (!llama_model_chat_template(model, nullptr)) throw Napi::Error::New(env, "the model has no chat template");
-    Napi::Array messages = info[0].As<Napi::Array>();
-    common_chat_templates_inputs inputs;
-    inputs.add_generation_prompt = info[1].ToBoolean().Value();
-    for (uint32_t i = 0; i < messages.Length(); i++) {
-        Napi::Object m = messages.Get(i).As<Napi::Object>();
-        common_chat_msg msg;
-        msg.role = m.Get("role").ToString().Utf8Value();
-        msg.content = m.Get("content").ToString().Utf8Value();
-        inputs.messages.push_back(std::move(msg));
-    }
-    std::string firstError;
-    try {
-        if (!templates_) templates_ = common_chat_templates_init(model, "");
-        for (bool jinja : {true, false}) {
-            try {
-                inputs.use_jinja = jinja;
-                return Napi::String::New(env, common_chat_templates_apply(templates_.get(), inputs).prompt);
-            } catch (const std::exception & e) {
-                if (firstError.empty()) firstError = e.what();
-            }
-        }
-    } catch (const std::exception & e) {
-        firstError = e.what();
-    }
-    throw Napi::Error::New(env, "the chat template could not be applied: " + firstError);
 }
 
 Napi::Value Model::Dispose(const Napi::CallbackInfo & info) {

@@ -203,7 +203,7 @@ function main() {
   const cmakeJs = join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js');
   const args = ['--directory', root, '--out', join(root, 'build'), '--config', 'Release', '--parallel', String(jobs)];
   for (const [k, v] of Object.entries(defines)) args.push(`--CD${k}=${v}`);
-  console.log(`cllm: building the addon and ggml-rpc-server (${jobs} jobs)`);
+  console.log(`cllm: building the addon, cllm-chat-template and ggml-rpc-server (${jobs} jobs)`);
   const steps = [['configure'], ['build'], ['build', '--target', 'ggml-rpc-server']];
   if (defines.CLLM_LLAMA_TOOLS === 'ON') steps.push(['build', '--target', 'llama-bench'], ['build', '--target', 'llama-quantize']);
   for (const step of steps) {

@@ -11,7 +11,8 @@ import { infoCommand } from './info.js';
 import { pullCommand } from './pull.js';
 import { runCommand } from './run.js';
 import { trainCommand } from './train.js';
-import { fail, outputClosed } from './shared.js';
+import { native } from '../engine/addon.js';
+import { describeWriteError, fail, outputClosed } from './shared.js';
 
 /** Commander's "error: ..." becomes one line in cllm's own style. */
 function usageError(text: string, write: (text: string) => void): void {
@@ -23,11 +24,31 @@ if (process.env.NO_COLOR) chalk.level = 0;
 
 // A reader that goes away (`cllm run ... | head`) is the end of the output, not an error. Decoding stops
 // after its current step and the process ends normally: exiting at once, in the middle of a pass on the
-// context's own thread, could tear llama.cpp down under it.
+// context's own thread, could tear llama.cpp down under it. Any other write error (a full disk) stops it
+// the same way, with one line and exit code 1.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+  if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED' && !outputClosed.signal.aborted) {
+    fail(`cannot write the output to stdout: ${describeWriteError(err)}`);
+    outputFailed = true;
+  }
   outputClosed.abort();
 });
+// Nothing is left to tell a user whose stderr is gone.
+process.stderr.on('error', () => {});
+let outputFailed = false;
+
+// A damaged model file ends in one line, not a crash or a backtrace.
+native().installCrashGuard();
+
+// Killed from outside (a closed terminal, kill): show the cursor that progress bars hide and leave raw mode,
+// then die of the same signal, as a shell expects.
+for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    if (process.stderr.isTTY) process.stderr.write('\x1b[?25h');
+    if (process.stdin.isTTY && process.stdin.isRaw) process.stdin.setRawMode(false);
+    process.kill(process.pid, signal);
+  });
+}
 
 const program = new Command('cllm')
   .description('Fast local LLM generation with Jacobi decoding of Consistency LLMs, on llama.cpp')
@@ -54,3 +75,4 @@ try {
 }
 // Stopped because the reader went away, not by Ctrl-C: the output ended as asked.
 if (outputClosed.signal.aborted && process.exitCode === 130) process.exitCode = 0;
+if (outputFailed) process.exitCode = 1;

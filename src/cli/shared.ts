@@ -153,18 +153,13 @@ export async function loadModel(flags: LoadFlags): Promise<Model> {
     { stream: process.stderr, format: `loading ${basename(path)} {bar} {percentage}%`, hideCursor: true, clearOnComplete: true },
     cliProgress.Presets.shades_classic,
   );
-  // Loading can't be cancelled half way; Ctrl-C during it exits at once, with the cursor shown again.
-  const onSigint = () => {
-    if (showBar) bar.stop();
-    process.exit(130);
-  };
-  process.on('SIGINT', onSigint);
+  const { release } = interruptible();
   if (showBar) bar.start(100, 0);
   try {
     return await Model.load(path, { gpuLayers: flags.gpuLayers, rpc: flags.rpc, useMmap: flags.mmap === false ? false : undefined, onProgress: showBar ? (f) => bar.update(Math.round(f * 100)) : undefined });
   } finally {
     if (showBar) bar.stop();
-    process.off('SIGINT', onSigint);
+    release();
   }
 }
 
@@ -196,15 +191,16 @@ export function readPromptFile(file: string): BenchPrompt[] {
 export const outputClosed = new AbortController();
 
 /**
- * Ctrl-C handling while generating: the first press stops after the current step, keeping the output;
- * a second press exits at once. A closed stdout stops it too. Returns the signal and a function that
- * removes the handlers.
+ * Ctrl-C handling while loading and generating: the first press stops the model load or the forward pass
+ * under way (llama.cpp checks for it), keeping the output so far; a second press exits at once. A closed
+ * stdout stops decoding after the current step. Returns the signal and a function that removes the handlers.
  */
 export function interruptible(): { signal: AbortSignal; release: () => void } {
   const abort = new AbortController();
   const onSigint = () => {
     if (abort.signal.aborted) process.exit(130);
     abort.abort();
+    native().setInterrupted(true);
   };
   const onOutputClosed = () => abort.abort();
   process.on('SIGINT', onSigint);
@@ -213,8 +209,15 @@ export function interruptible(): { signal: AbortSignal; release: () => void } {
   const release = () => {
     process.off('SIGINT', onSigint);
     outputClosed.signal.removeEventListener('abort', onOutputClosed);
+    if (abort.signal.aborted) native().setInterrupted(false);
   };
   return { signal: abort.signal, release };
+}
+
+/** "no space left on the device", not "ENOSPC: no space left on device, write". */
+export function describeWriteError(err: NodeJS.ErrnoException): string {
+  const known: Record<string, string> = { ENOSPC: 'no space left on the device', EISDIR: 'it is a directory', EACCES: 'permission denied', ENOENT: 'no such directory', EROFS: 'the file system is read-only', EDQUOT: 'the disk quota is exceeded' };
+  return (err.code && known[err.code]) ?? err.message.split('\n')[0];
 }
 
 export function warn(message: string): void {

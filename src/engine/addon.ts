@@ -30,7 +30,6 @@ export interface RawModel {
   detokenize(tokens: Int32Array, renderSpecial: boolean): string;
   tokenBytes(token: number, renderSpecial: boolean): Buffer;
   isEog(token: number): boolean;
-  applyChatTemplate(messages: { role: string; content: string }[], addAssistant: boolean): string;
   dispose(): void;
 }
 
@@ -87,6 +86,10 @@ interface Addon {
   /** The decoder's sampler over given logits (penalized for `recent`): for tests of its distribution. */
   sampleToken(logits: Float32Array, position: number, sampling: SamplingOptions, recent?: Int32Array): { token: number; margin: number };
   setVerbose(verbose: boolean): void;
+  /** Ctrl-C: a model load stops at its next progress report, a forward pass inside its graph ("interrupted"). */
+  setInterrupted(interrupted: boolean): void;
+  /** For the command line: ggml aborts, fatal signals and C++ terminate end as one line and exit code 1. */
+  installCrashGuard(): void;
   buildInfo(): BuildInfo;
 }
 

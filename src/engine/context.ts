@@ -22,6 +22,8 @@ export interface DecodeResult {
  * thread: an OpenMP team led by Node's main thread ran 2x to 10x slower (measured on 2 cores).
  */
 const INLINE_BELOW_MS = 8;
+/** The error of a pass that Ctrl-C stopped half way (native().setInterrupted). */
+export const INTERRUPTED = 'interrupted';
 /** Inline passes block the event loop; it gets a turn this often, for Ctrl-C and output to pipes. */
 const YIELD_EVERY_MS = 15;
 
@@ -116,7 +118,8 @@ export class Context implements Evaluator {
       this.governor?.observe(block.length, result.decodeMs);
       return result;
     } catch (err) {
-      throw new CllmError((err as Error).message);
+      const message = (err as Error).message;
+      throw new CllmError(message, message === INTERRUPTED ? 130 : 1);
     }
   }
 

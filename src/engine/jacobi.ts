@@ -143,6 +143,10 @@ export async function generate(sequence: Sequence, options: GenerateOptions): Pr
       result = await evaluator.decode(pass.tokens, start, { margins: options.margins, parents: pass.parents, topK: drafter.topK || undefined, sampling });
     } catch (err) {
       evaluator.rollback(start); // keep the invariant for whoever handles the error
+      if (signal?.aborted) {
+        stopReason = 'interrupted'; // Ctrl-C stopped the pass half way
+        break;
+      }
       throw err;
     }
     const passMs = performance.now() - passStart;

@@ -2,8 +2,10 @@ import { open, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { native, type RawModel } from './addon.js';
-import { Context } from './context.js';
+import { Context, INTERRUPTED } from './context.js';
 import { CllmError, fromNative } from './errors.js';
+import { checkGguf } from './gguf-check.js';
+import { renderChatTemplate } from './chat-template.js';
 
 export interface LoadOptions {
   /** Layers to offload to the GPU; -1 (default) offloads all that the backend can take. */
@@ -64,6 +66,8 @@ async function checkGgufFile(path: string): Promise<number> {
   try {
     const st = await stat(path);
     if (st.isDirectory()) throw new CllmError(`model path is a directory, not a GGUF file: ${path}`);
+    // A FIFO or a device would block the read below, or never end.
+    if (!st.isFile()) throw new CllmError(`model path is not a regular file: ${path}`);
     size = st.size;
   } catch (err) {
     if (err instanceof CllmError) throw err;
@@ -77,6 +81,7 @@ async function checkGgufFile(path: string): Promise<number> {
   } finally {
     await file.close();
   }
+  checkGguf(path, size);
   return size;
 }
 
@@ -124,6 +129,7 @@ export class Model {
     try {
       raw = await native().loadModel(path, { gpuLayers: options.gpuLayers ?? -1, useMmap: options.useMmap, rpc: options.rpc }, options.onProgress);
     } catch (err) {
+      if ((err as Error).message === INTERRUPTED) throw new CllmError(INTERRUPTED, 130);
       throw new CllmError(`could not load model ${path}: ${loadFailureReason((err as Error).message)}`);
     }
     return new Model(raw, { path, fileBytes, ...raw.info() });
@@ -163,7 +169,7 @@ export class Model {
 
   applyChatTemplate(messages: ChatMessage[], { addAssistant = true } = {}): string {
     if (!this.hasChatTemplate) throw new CllmError(`${this.info.path} has no chat template`);
-    return fromNative(() => this.model.applyChatTemplate(messages, addAssistant));
+    return renderChatTemplate(this.info.path, messages, addAssistant);
   }
 
   createContext(options: ContextOptions = {}): Context {

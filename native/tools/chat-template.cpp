@@ -1,0 +1,74 @@
+// cllm-chat-template MODEL.gguf < {"messages": [{"role", "content"}...], "addAssistant": bool}
+//
+// Renders a model's chat template in a process of its own, under limits on memory, CPU time and stack: a
+// template comes with the model file, and a hostile one (endless loops, a string doubled 40 times, deep
+// nesting) must not take cllm down with it. Loads the vocabulary only. Prints the prompt and exits 0, or
+// prints one line saying why not and exits 1 (3: out of memory).
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <iostream>
+#include <iterator>
+#include <new>
+#include <string>
+
+#include "chat.h"
+#include "llama.h"
+#include "nlohmann/json.hpp"
+
+static void limit(int resource, rlim_t value) {
+    struct rlimit r = {value, value};
+    setrlimit(resource, &r);
+}
+
+int main(int argc, char ** argv) {
+    if (argc != 2) {
+        std::puts("usage: cllm-chat-template MODEL.gguf < request.json");
+        return 1;
+    }
+    const long memoryMb = std::getenv("CLLM_TEMPLATE_MEMORY_MB") ? std::atol(std::getenv("CLLM_TEMPLATE_MEMORY_MB")) : 256;
+    limit(RLIMIT_AS, static_cast<rlim_t>(memoryMb) << 20);
+    limit(RLIMIT_CPU, 1);
+    llama_log_set([](ggml_log_level, const char *, void *) {}, nullptr);
+    try {
+        nlohmann::json request = nlohmann::json::parse(std::string(std::istreambuf_iterator<char>(std::cin), {}));
+        llama_model_params params = llama_model_default_params();
+        params.vocab_only = true;
+        llama_model * model = llama_model_load_from_file(argv[1], params);
+        if (!model) {
+            std::puts("the model's vocabulary could not be loaded");
+            return 1;
+        }
+        common_chat_templates_inputs inputs;
+        inputs.add_generation_prompt = request.value("addAssistant", true);
+        for (const auto & m : request.at("messages")) {
+            common_chat_msg msg;
+            msg.role = m.at("role").get<std::string>();
+            msg.content = m.at("content").get<std::string>();
+            inputs.messages.push_back(std::move(msg));
+        }
+        // Jinja first (llama.cpp's common library), then the built-in list of known templates.
+        std::string firstError;
+        auto templates = common_chat_templates_init(model, "");
+        for (bool jinja : {true, false}) {
+            try {
+                inputs.use_jinja = jinja;
+                std::string prompt = common_chat_templates_apply(templates.get(), inputs).prompt;
+                std::fwrite(prompt.data(), 1, prompt.size(), stdout);
+                return 0;
+            } catch (const std::bad_alloc &) {
+                throw;
+            } catch (const std::exception & e) {
+                if (firstError.empty()) firstError = e.what();
+            }
+        }
+        std::puts(firstError.c_str());
+        return 1;
+    } catch (const std::bad_alloc &) {
+        std::puts("out of memory");
+        return 3;
+    } catch (const std::exception & e) {
+        std::puts(e.what());
+        return 1;
+    }
+}
