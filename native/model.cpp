@@ -196,6 +196,8 @@ Napi::Value Model::Info(const Napi::CallbackInfo & info) {
     out.Set("trainedContextLength", llama_model_n_ctx_train(model));
     out.Set("layers", llama_model_n_layer(model));
     out.Set("embeddingLength", llama_model_n_embd(model));
+    out.Set("headCount", llama_model_n_head(model));
+    out.Set("headCountKv", llama_model_n_head_kv(model));
     out.Set("bos", llama_vocab_bos(vocab_));
     out.Set("eos", llama_vocab_eos(vocab_));
     out.Set("addBos", llama_vocab_get_add_bos(vocab_));

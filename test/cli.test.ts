@@ -34,7 +34,7 @@ describe('cllm run, one-shot and pipes', () => {
   });
 
   it('prints one JSON object with --json, verified against autoregressive decoding', () => {
-    const { code, stdout } = run(['run', '-m', completionModel, '--raw', '-n', '8', '--max-tokens', '40', '--json', '--verify', 'Lily and Tom']);
+    const { code, stdout } = run(['run', '-m', completionModel, '--raw', '-B', '8', '--max-tokens', '40', '--json', '--verify', 'Lily and Tom']);
     expect(code).toBe(0);
     const out = JSON.parse(stdout);
     expect(Object.keys(out).sort()).toEqual(['stats', 'stopReason', 'text', 'tokens', 'verify']);
@@ -55,20 +55,20 @@ describe('cllm run, one-shot and pipes', () => {
     expect(auto.stats).toMatchObject({ decoder: 'auto', generatedTokens: 60 });
     expect(auto.stats.sources.model).toBeGreaterThan(0);
     expect(auto.verify).toMatchObject({ identical: true });
-    expect(JSON.parse(run([...args, '-n', '4']).stdout).stats).toMatchObject({ decoder: 'jacobi', block: 4 });
-    expect(JSON.parse(run([...args, '-n', '4', '--decoder', 'ar']).stdout).stats).toMatchObject({ decoder: 'ar', block: 1 });
+    expect(JSON.parse(run([...args, '-B', '4']).stdout).stats).toMatchObject({ decoder: 'jacobi', block: 4 });
+    expect(JSON.parse(run([...args, '-B', '4', '--decoder', 'ar']).stdout).stats).toMatchObject({ decoder: 'ar', block: 1 });
   });
 
   it('gives the same text with the autoregressive decoder', () => {
     const args = ['run', '-m', completionModel, '--raw', '--seed', '11', '--max-tokens', '60', '--json', 'The little bird'];
-    const jacobi = JSON.parse(run([...args, '-n', '16']).stdout);
+    const jacobi = JSON.parse(run([...args, '-B', '16']).stdout);
     const ar = JSON.parse(run([...args, '--decoder', 'ar']).stdout);
     expect(ar.stats).toMatchObject({ decoder: 'ar', block: 1, steps: ar.tokens.length });
     expect(jacobi.tokens).toEqual(ar.tokens);
   });
 
   it('writes the stats line to stderr with --stats, and a static trajectory off a terminal', () => {
-    const { code, stdout, stderr } = run(['run', '-m', completionModel, '--raw', '-n', '16', '--max-tokens', '12', '--stats', '--show-trajectory', 'Once upon a time']);
+    const { code, stdout, stderr } = run(['run', '-m', completionModel, '--raw', '-B', '16', '--max-tokens', '12', '--stats', '--show-trajectory', 'Once upon a time']);
     expect(code).toBe(0);
     expect(stdout.length).toBeGreaterThan(0);
     expect(stderr).toMatch(/^step +1 +pos +\d+ +accepted \d+\/16 /m);
@@ -76,7 +76,7 @@ describe('cllm run, one-shot and pipes', () => {
   });
 
   it('ends quietly when the reader of its output goes away', async () => {
-    const child = spawn(process.execPath, [cllm, 'run', '-m', fixtureModel, '--raw', '--temp', '0', '-n', '64', '--max-tokens', '4000', 'hello']);
+    const child = spawn(process.execPath, [cllm, 'run', '-m', fixtureModel, '--raw', '--temp', '0', '-B', '64', '--max-tokens', '4000', 'hello']);
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     await new Promise((resolve) => child.stdout.once('data', resolve));
@@ -108,7 +108,7 @@ describe('cllm run, sampling', () => {
     expect(first.stats.sampling).toMatchObject({ temperature: 1, topK: 40, topP: 0.95, minP: 0.05, seed: 3 });
     expect(sampled('--seed', '3').tokens).toEqual(first.tokens);
     expect(sampled('--seed', '3', '--decoder', 'ar').tokens).toEqual(first.tokens);
-    const jacobi = sampled('--seed', '3', '-n', '8', '--verify');
+    const jacobi = sampled('--seed', '3', '-B', '8', '--verify');
     expect(jacobi.tokens).toEqual(first.tokens);
     expect(jacobi.verify).toMatchObject({ identical: true });
     expect(sampled('--seed', '4').tokens).not.toEqual(first.tokens);
@@ -165,7 +165,7 @@ describe('cllm errors', () => {
     ['an unknown decoder', ['run', '-m', fixtureModel, '--decoder', 'fast', 'hi'], 2, /fast/],
     ['an unknown option', ['run', '-m', fixtureModel, '--bogus', 'hi'], 2, /unknown option '--bogus'/],
     ['no model', ['run', 'hi'], 2, /no model given/],
-    ['a block larger than the context', ['run', '-m', fixtureModel, '--ctx', '256', '-n', '300', 'hi'], 2, /a block of 300 tokens does not fit in the context of 256/],
+    ['a block larger than the context', ['run', '-m', fixtureModel, '--ctx', '256', '-B', '300', 'hi'], 2, /a block of 300 tokens does not fit in the context of 256/],
     ['a missing model', ['run', '-m', '/nonexistent/model.gguf', 'hi'], 1, /model file not found: \/nonexistent\/model.gguf/],
     ['a file that is not a model', ['run', '-m', fileURLToPath(import.meta.url), 'hi'], 1, /not a GGUF model file/],
     ['a prompt longer than the context', ['run', '-m', fixtureModel, '--ctx', '256', 'the little girl played '.repeat(80)], 1, /more than the 256 available/],
@@ -240,7 +240,7 @@ describe('cllm run, interactive chat in a pseudo-terminal', () => {
   it('chats, stops a reply on Ctrl-C, and exits on /exit', async () => {
     // The random fixture never says EOS when decoded greedily; a 64-token block over 2048 positions makes a
     // reply long enough to interrupt.
-    const t = terminal(['run', '-m', fixtureModel, '--temp', '0', '-n', '64', '--max-tokens', '100000', '--system', 'Be brief.']);
+    const t = terminal(['run', '-m', fixtureModel, '--temp', '0', '-B', '64', '--max-tokens', '100000', '--system', 'Be brief.']);
     await t.waitFor(/> $/);
     t.proc.write('hello\r');
     let mark = t.screen.length;

@@ -1,9 +1,7 @@
 // cllm bench: auto and Jacobi against autoregressive decoding on one model and machine, side by side.
 import chalk from 'chalk';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { accessSync, constants, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
-import { dirname, resolve } from 'node:path';
 import { native } from '../engine/addon.js';
 import { runBench, runsPerPrompt, summarize, type BenchRun, type BenchSummaryRow, type BenchVariant } from '../engine/bench.js';
 import { CllmError } from '../engine/errors.js';
@@ -14,7 +12,7 @@ import { Sequence } from '../engine/sequence.js';
 import { benchReport, type BenchResult } from './report.js';
 import { promptTokens } from './run.js';
 import { describeSampling, type SamplingOptions } from '../engine/sampling.js';
-import { checkBlock, checkBlockFits, FAST_KERNELS_HELP, originShares, interruptible, loadModel, modelOptions, positiveInteger, progressBar, readPromptFile, samplingFrom, samplingOptions, warnAboutContext, type SamplingFlags } from './shared.js';
+import { checkBlock, checkBlockFits, checkOutputPath, FAST_KERNELS_HELP, originShares, interruptible, loadModel, modelOptions, positiveInteger, progressBar, readPromptFile, samplingFrom, samplingOptions, warnAboutContext, writeFileAtomically, type SamplingFlags } from './shared.js';
 
 interface BenchFlags extends SamplingFlags {
   model?: string;
@@ -26,6 +24,7 @@ interface BenchFlags extends SamplingFlags {
   repeat: number;
   limit?: number;
   threads?: number;
+  batchSize?: number;
   ctx?: number;
   gpuLayers?: number;
   rpc?: string[];
@@ -53,8 +52,8 @@ export function benchCommand(): Command {
     .option('--prompts <file>', 'prompts: JSONL ({"prompt": ...} or {"messages": [...]} a line) or plain text (one a line)')
     .addOption(new Option('--set <name>', 'built-in prompt set (default: chat for models with a chat template, else stories)').choices(['stories', 'chat']))
     .addOption(new Option('--decoders <list>', 'decoders to compare').argParser(list('--decoders', decoderName)).default(['ar', 'auto', 'jacobi'], 'ar,auto,jacobi'))
-    .addOption(new Option('--block <list>', 'Jacobi block sizes').argParser(list('--block', positiveInteger('--block'))).default([4, 8, 16, 32], '4,8,16,32'))
-    .option('--max-tokens <n>', 'tokens to generate per run', positiveInteger('--max-tokens'), 128)
+    .addOption(new Option('-B, --block <list>', 'Jacobi block sizes').argParser(list('--block', positiveInteger('--block'))).default([4, 8, 16, 32], '4,8,16,32'))
+    .option('-n, --max-tokens <n>', 'tokens to generate per run', positiveInteger('--max-tokens'), 128)
     .option('--repeat <n>', 'timed runs per prompt and variant, after one warm-up', positiveInteger('--repeat'), 3)
     .option('--limit <n>', 'use only the first n prompts', positiveInteger('--limit'))
     .option('--fast-kernels', FAST_KERNELS_HELP)
@@ -63,7 +62,7 @@ export function benchCommand(): Command {
     .action(async (flags: BenchFlags) => {
       const prompts = promptSet(flags);
       // A bench can run for an hour: find an unwritable output before, not after.
-      for (const file of [flags.report, flags.json === '-' ? undefined : flags.json]) if (file) checkWritable(file);
+      for (const file of [flags.report, flags.json === '-' ? undefined : flags.json]) if (file) checkOutputPath(file);
       const model = await loadModel(flags);
       try {
         await bench(model, prompts, flags);
@@ -71,14 +70,6 @@ export function benchCommand(): Command {
         model.dispose();
       }
     });
-}
-
-function checkWritable(file: string): void {
-  try {
-    accessSync(dirname(resolve(file)), constants.W_OK);
-  } catch {
-    throw new CllmError(`cannot write ${file}: its folder does not exist or is not writable`);
-  }
 }
 
 function promptSet(flags: BenchFlags): { name: string; prompts: BenchPrompt[] } | { builtIn: true } {
@@ -95,7 +86,7 @@ async function bench(model: Model, source: ReturnType<typeof promptSet>, flags: 
     ...(flags.decoders.includes('jacobi') ? [...new Set(flags.block)].map((block) => ({ decoder: 'jacobi' as const, block })) : []),
   ];
   warnAboutContext(model, flags);
-  const context = model.createContext({ contextSize: flags.ctx, threads: flags.threads, exact: !flags.fastKernels });
+  const context = model.createContext({ contextSize: flags.ctx, batchSize: flags.batchSize, threads: flags.threads, exact: !flags.fastKernels });
   const tokens = prompts.map((p) => promptTokens(model, 'messages' in p ? p.messages : [{ role: 'user', content: p.prompt }]));
   const tooLong = tokens.findIndex((t) => t.length + flags.maxTokens > context.size);
   if (tooLong >= 0) {
@@ -160,8 +151,14 @@ async function bench(model: Model, source: ReturnType<typeof promptSet>, flags: 
 
   if (flags.json === '-') process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   else printSummary(summary, bestBlock, result.settings, run.interrupted);
-  if (flags.json && flags.json !== '-') writeFileSync(flags.json, JSON.stringify(result, null, 2) + '\n');
-  if (flags.report) writeFileSync(flags.report, benchReport(result));
+  for (const [file, text] of [
+    [flags.json === '-' ? undefined : flags.json, () => JSON.stringify(result, null, 2) + '\n'],
+    [flags.report, () => benchReport(result)],
+  ] as const) {
+    if (!file) continue;
+    writeFileAtomically(file, text());
+    process.stderr.write(chalk.dim(`wrote ${file}\n`));
+  }
   if (run.interrupted) process.exitCode = 130;
 }
 

@@ -14,9 +14,10 @@ import { blockSize, generateOptions, statsLine, stopNotice, useTemplate, without
 
 export async function chat(model: Model, context: Context, flags: RunFlags): Promise<void> {
   const out = process.stdout;
-  const templated = useTemplate(model, flags);
-  const sequence = new Sequence(context);
   const system: ChatMessage[] = flags.system ? [{ role: 'system', content: flags.system }] : [];
+  const templateError = useTemplate(model, flags) ? chatTemplateError(model, system) : undefined;
+  const templated = useTemplate(model, flags) && !templateError;
+  const sequence = new Sequence(context);
   let history: ChatMessage[] = [...system];
   // The template text the sequence holds, so that a new turn only evaluates what it adds.
   let heldText = '';
@@ -25,11 +26,12 @@ export async function chat(model: Model, context: Context, flags: RunFlags): Pro
   let abort: AbortController | undefined;
 
   if (!templated) {
-    const why = model.hasChatTemplate ? '--raw' : `${basename(model.info.path)} has no chat template`;
+    const why = templateError ?? (model.hasChatTemplate ? '--raw' : `${basename(model.info.path)} has no chat template`);
     out.write(chalk.yellow(`${why}: plain completion, each line starts a new text.\n`));
   }
   out.write(chalk.dim(`sampling: ${describeSampling(samplingFrom(flags))}\n`));
-  out.write(chalk.dim('/exit, /reset, /stats; """ starts and ends a multi-line message; Ctrl-C stops a reply, Ctrl-D exits.\n'));
+  const help = () => out.write(chalk.dim('/help, /exit, /reset (a new conversation), /stats; """ starts and ends a multi-line message; Ctrl-C stops a reply, Ctrl-D exits.\n'));
+  help();
   const oneShotOnly = [flags.verify && '--verify', flags.showTrajectory && '--show-trajectory'].filter(Boolean);
   if (oneShotOnly.length) out.write(chalk.yellow(`${oneShotOnly.join(' and ')} ${oneShotOnly.length === 1 ? 'applies' : 'apply'} to one-shot prompts only: ignored in chat.\n`));
 
@@ -54,6 +56,7 @@ export async function chat(model: Model, context: Context, flags: RunFlags): Pro
   };
 
   const commands: Record<string, () => void> = {
+    '/help': help,
     '/reset': () => {
       reset();
       out.write(chalk.dim('(conversation reset)\n'));
@@ -160,7 +163,7 @@ export async function chat(model: Model, context: Context, flags: RunFlags): Pro
       if (commands[input]) {
         commands[input]();
       } else if (input.startsWith('/')) {
-        out.write(chalk.yellow(`unknown command ${input}: /exit, /reset, /stats\n`));
+        out.write(chalk.yellow(`unknown command ${input}: /help, /exit, /reset, /stats\n`));
       } else if (input) {
         try {
           await turn(input);
@@ -174,5 +177,16 @@ export async function chat(model: Model, context: Context, flags: RunFlags): Pro
   } finally {
     // Restores the terminal's cooked mode and lets the process exit, whatever ended the loop.
     rl.close();
+  }
+}
+
+/** A template that fails (or breaks its limits) on a first message leaves the chat in plain completion. */
+function chatTemplateError(model: Model, system: ChatMessage[]): string | undefined {
+  try {
+    model.applyChatTemplate([...system, { role: 'user', content: 'hello' }]);
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof CllmError)) throw err;
+    return err.message;
   }
 }

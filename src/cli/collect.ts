@@ -6,7 +6,7 @@ import { collectPrompt, CollectInterrupted, isRepetitive, type TrajectoryRecord 
 import { CllmError } from '../engine/errors.js';
 import type { Model } from '../engine/model.js';
 import { promptTokens } from './run.js';
-import { checkBlock, checkBlockFits, integer, interruptible, loadModel, modelOptions, positiveInteger, progressBar, readPromptFile, warnAboutContext } from './shared.js';
+import { checkBlock, checkBlockFits, checkOutputPath, integer, interruptible, loadModel, modelOptions, positiveInteger, progressBar, readPromptFile, warnAboutContext } from './shared.js';
 
 interface CollectFlags {
   model?: string;
@@ -20,6 +20,7 @@ interface CollectFlags {
   verify: boolean;
   ctx?: number;
   threads?: number;
+  batchSize?: number;
   gpuLayers?: number;
   verbose?: boolean;
 }
@@ -28,14 +29,15 @@ export function collectCommand(): Command {
   return modelOptions(new Command('collect').description('write Jacobi trajectories of a model on a prompt file (JSONL), the training data of `cllm train`'))
     .requiredOption('--prompts <file>', 'prompts: JSONL ({"prompt": ...} a line) or plain text (one a line)')
     .requiredOption('-o, --output <file>', 'trajectory file to write (JSONL, one block a line)')
-    .option('-n, --block <n>', 'tokens in a Jacobi block', positiveInteger('--block'), 16)
-    .option('--max-tokens <n>', 'tokens to generate per prompt (rounded up to whole blocks)', positiveInteger('--max-tokens'), 256)
+    .option('-B, --block <n>', 'tokens in a Jacobi block', positiveInteger('--block'), 16)
+    .option('-n, --max-tokens <n>', 'tokens to generate per prompt (rounded up to whole blocks)', positiveInteger('--max-tokens'), 256)
     .option('--limit <n>', 'use only the first n prompts', positiveInteger('--limit'))
     .option('--resume', 'continue an interrupted run: keep the prompts already in the output file')
     .option('--seed <n>', 'seed of the random start of each block', integer('--seed'), 0)
     .option('--no-verify', 'skip the check of every fixed point against greedy autoregressive decoding')
     .action(async (flags: CollectFlags) => {
       const prompts = readPrompts(flags.prompts).slice(0, flags.limit);
+      checkOutputPath(flags.output);
       const done = flags.resume ? resumePoint(flags.output, flags.block) : refuseOverwrite(flags.output);
       const model = await loadModel(flags);
       try {
@@ -91,7 +93,7 @@ function resumePoint(output: string, block: number): Set<number> {
 async function collect(model: Model, prompts: string[], done: Set<number>, flags: CollectFlags): Promise<void> {
   warnAboutContext(model, flags);
   checkBlock(model, flags.block);
-  const context = model.createContext({ contextSize: flags.ctx, threads: flags.threads });
+  const context = model.createContext({ contextSize: flags.ctx, batchSize: flags.batchSize, threads: flags.threads });
   checkBlockFits(flags.block, context.size);
   const todo = prompts.map((text, id) => ({ text, id })).filter((p) => !done.has(p.id));
   const out = openSync(flags.output, 'a');

@@ -13,6 +13,7 @@ interface EvalFlags {
   json?: boolean;
   ctx?: number;
   threads?: number;
+  batchSize?: number;
   gpuLayers?: number;
   verbose?: boolean;
 }
@@ -34,7 +35,7 @@ export function evalCommand(): Command {
       const model = await loadModel(flags);
       try {
         warnAboutContext(model, flags);
-        const context = model.createContext({ contextSize: flags.ctx, threads: flags.threads });
+        const context = model.createContext({ contextSize: flags.ctx, batchSize: flags.batchSize, threads: flags.threads });
         const interrupt = interruptible();
         const bar = progressBar('eval {bar} {value}/{total} documents | {eta_formatted} left');
         const loss: TextLoss = { nats: 0, tokens: 0, documents: 0 };

@@ -2,6 +2,7 @@
 import chalk from 'chalk';
 import { Command } from 'commander';
 import { native, type BuildInfo } from '../engine/addon.js';
+import { CllmError } from '../engine/errors.js';
 import { humanBytes, humanCount, loadModel, modelOptions } from './shared.js';
 
 interface InfoFlags {
@@ -19,9 +20,11 @@ function offloadedLayers(layers: number, gpuLayers: number, devices: BuildInfo['
 }
 
 export function infoCommand(): Command {
-  return modelOptions(new Command('info').description("print a GGUF model's metadata"), { context: false })
+  return modelOptions(new Command('info').description("print a GGUF model's metadata").argument('[model]', 'the model (as -m)'), { context: false })
     .option('--json', 'print JSON')
-    .action(async (flags: InfoFlags) => {
+    .action(async (positional: string | undefined, flags: InfoFlags) => {
+      if (positional !== undefined && flags.model !== undefined && positional !== flags.model) throw new CllmError('give the model once: as -m or as an argument', 2);
+      flags.model ??= positional;
       // Loaded as run loads it, so that the devices' memory and the offloaded layers are run's.
       const model = await loadModel(flags);
       const info = model.info;

@@ -1,6 +1,7 @@
 // cllm run: a one-shot prompt (argument or stdin) streamed to stdout, or an interactive chat on a TTY.
 import chalk from 'chalk';
 import { Command, Option } from 'commander';
+import { basename } from 'node:path';
 import { text as readAll } from 'node:stream/consumers';
 import type { Context } from '../engine/context.js';
 import { CllmError } from '../engine/errors.js';
@@ -9,7 +10,7 @@ import type { ChatMessage, Model } from '../engine/model.js';
 import { Sequence } from '../engine/sequence.js';
 import { chat } from './chat.js';
 import { describeSampling, LLAMA_CPP_SAMPLING } from '../engine/sampling.js';
-import { checkBlock, checkBlockFits, FAST_KERNELS_HELP, interruptible, outputClosed, originShares, loadModel, modelOptions, positiveInteger, samplingFrom, samplingOptions, warnAboutContext, type SamplingFlags } from './shared.js';
+import { aliasOption, warn, checkBlock, checkBlockFits, FAST_KERNELS_HELP, interruptible, outputClosed, originShares, loadModel, modelOptions, positiveInteger, samplingFrom, samplingOptions, warnAboutContext, type SamplingFlags } from './shared.js';
 import { trajectoryView } from './trajectory.js';
 
 export interface RunFlags extends SamplingFlags {
@@ -19,8 +20,10 @@ export interface RunFlags extends SamplingFlags {
   maxTokens: number;
   ctx?: number;
   threads?: number;
+  batchSize?: number;
   gpuLayers?: number;
   system?: string;
+  prompt?: string;
   raw?: boolean;
   verify?: boolean;
   stats?: boolean;
@@ -31,7 +34,7 @@ export interface RunFlags extends SamplingFlags {
 }
 
 export function runCommand(): Command {
-  return samplingOptions(
+  const command = samplingOptions(
     modelOptions(
       new Command('run')
         .description('generate text: a one-shot prompt, a prompt piped on stdin, or an interactive chat')
@@ -40,38 +43,49 @@ export function runCommand(): Command {
     LLAMA_CPP_SAMPLING.temperature,
   )
     .addOption(new Option('--decoder <name>', 'auto: free drafts where they pay, by measured cost; jacobi: a fixed block; ar: one token per pass').choices(['auto', 'jacobi', 'ar']).default('auto'))
-    .option('-n, --block <n>', 'Jacobi block size: tokens scored per forward pass (implies --decoder jacobi)', positiveInteger('--block'), 16)
-    .option('--max-tokens <n>', 'stop after this many generated tokens', positiveInteger('--max-tokens'), 512)
+    .option('-p, --prompt <text>', 'the prompt (instead of the words after the options)')
+    .option('-B, --block <n>', 'Jacobi block size: tokens scored per forward pass (implies --decoder jacobi)', positiveInteger('--block'), 16)
+    .option('-n, --max-tokens <n>', 'stop after this many generated tokens (llama-cli: --n-predict)', positiveInteger('--max-tokens'), 512)
     .option('--system <text>', 'system message for chat models')
     .option('--raw', "don't apply the chat template: plain completion")
     .option('--verify', 'also decode autoregressively, with the same sampling, and report whether the output is identical')
     .option('--stats', 'print generation statistics to stderr, even when it is not a terminal')
     .option('--json', 'print one JSON object with the text, tokens, stop reason and statistics')
     .option('--show-trajectory', 'show the draft block converging at every step')
-    .option('--fast-kernels', FAST_KERNELS_HELP)
-    .action(async (promptWords: string[], flags: RunFlags, command: Command) => {
+    .option('--fast-kernels', FAST_KERNELS_HELP);
+  aliasOption(command, '--n-predict <n>', 'maxTokens', positiveInteger('--n-predict'));
+  return command.action(async (promptWords: string[], flags: RunFlags, command: Command) => {
       // A block size asks for Jacobi decoding, unless --decoder says otherwise.
       if (command.getOptionValueSource('block') === 'cli' && command.getOptionValueSource('decoder') === 'default') flags.decoder = 'jacobi';
+      if (flags.prompt !== undefined) {
+        if (promptWords.length) throw new CllmError('give the prompt once: with -p/--prompt or as words, not both', 2);
+        promptWords = [flags.prompt];
+      }
       const interactive = promptWords.length === 0 && process.stdin.isTTY;
       if (interactive && flags.json) throw new CllmError('--json needs a prompt (an argument or stdin)', 2);
+      const prompt = interactive ? undefined : await oneShotPrompt(promptWords);
       const model = await loadModel(flags);
       try {
         warnAboutContext(model, flags);
-        const context = model.createContext({ contextSize: flags.ctx, threads: flags.threads, exact: !flags.fastKernels });
+        if (flags.system !== undefined && !useTemplate(model, flags)) warn(`--system is ignored: ${flags.raw ? '--raw skips the chat template' : `${basename(model.info.path)} has no chat template`}`);
+        const context = model.createContext({ contextSize: flags.ctx, batchSize: flags.batchSize, threads: flags.threads, exact: !flags.fastKernels });
         checkBlock(model, blockSize(flags));
         checkBlockFits(blockSize(flags), context.size);
-        if (interactive) {
-          await chat(model, context, flags);
-        } else {
-          const fromStdin = promptWords.length === 0 || (promptWords.length === 1 && promptWords[0] === '-');
-          if (fromStdin && process.stdin.isTTY) process.stderr.write(chalk.dim('reading the prompt from stdin; end it with Ctrl-D\n'));
-          const prompt = fromStdin ? await readAll(process.stdin) : promptWords.join(' ');
-          await oneShot(model, context, prompt.replace(/\n$/, ''), flags);
-        }
+        if (prompt === undefined) await chat(model, context, flags);
+        else await oneShot(model, context, prompt, flags);
       } finally {
         model.dispose();
       }
     });
+}
+
+/** The prompt of a one-shot run: its words, or stdin ("-" or none); an empty one is a usage error. */
+async function oneShotPrompt(promptWords: string[]): Promise<string> {
+  const fromStdin = promptWords.length === 0 || (promptWords.length === 1 && promptWords[0] === '-');
+  if (fromStdin && process.stdin.isTTY) process.stderr.write(chalk.dim('reading the prompt from stdin; end it with Ctrl-D\n'));
+  const prompt = (fromStdin ? await readAll(process.stdin) : promptWords.join(' ')).replace(/\n$/, '');
+  if (prompt.trim() === '') throw new CllmError(`the prompt is empty${fromStdin ? ' (nothing came on stdin)' : ''}: give some text to continue`, 2);
+  return prompt;
 }
 
 /** Tokens in a fixed Jacobi pass: the block for jacobi, 1 for ar and auto (which sizes its passes itself). */
@@ -83,9 +97,9 @@ export function useTemplate(model: Model, flags: { raw?: boolean }): boolean {
   return model.hasChatTemplate && !flags.raw;
 }
 
-/** Tokens of a prompt: through the chat template where the model has one (and not --raw), else plain text. */
+/** Tokens of a prompt: through the chat template where the model has one (and not --raw), else plain text, where a system message has no place. */
 export function promptTokens(model: Model, messages: ChatMessage[], flags: { raw?: boolean } = {}): number[] {
-  if (!useTemplate(model, flags)) return Array.from(model.tokenize(messages.map((m) => m.content).join('\n')));
+  if (!useTemplate(model, flags)) return Array.from(model.tokenize(messages.filter((m) => m.role !== 'system').map((m) => m.content).join('\n')));
   return withoutDoubleBos(model, model.tokenize(model.applyChatTemplate(messages), { parseSpecial: true }));
 }
 

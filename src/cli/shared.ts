@@ -1,10 +1,10 @@
 // Helpers shared by the subcommands: model loading with a progress bar, option parsing, formatting.
 import chalk from 'chalk';
 import cliProgress from 'cli-progress';
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { availableParallelism } from 'node:os';
-import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { accessSync, constants, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { native } from '../engine/addon.js';
 import { CllmError } from '../engine/errors.js';
 import { Model } from '../engine/model.js';
@@ -23,36 +23,49 @@ export function modelPath(option: string | undefined): string {
   return path;
 }
 
-export function positiveInteger(name: string) {
+const MAX_INT32 = 2 ** 31 - 1;
+// Only what a person types: JavaScript's Number() also takes '0x10', ' 8', '' (as 0) and '1e3'.
+const DECIMAL_INTEGER = /^-?\d+$/;
+const DECIMAL_NUMBER = /^-?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i;
+
+/** A whole number written in decimal digits, from min to max; anything else is one line naming the flag. */
+export function integerIn(name: string, min: number, max = MAX_INT32) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer.`);
+    if (!DECIMAL_INTEGER.test(value) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}, not "${value}".`);
     return n;
   };
 }
 
-export function positiveNumber(name: string) {
+export const positiveInteger = (name: string) => integerIn(name, 1);
+export const integer = (name: string) => integerIn(name, -MAX_INT32);
+
+/** A decimal number (1e-4 allowed) for which `check` holds. */
+export function decimal(name: string, check: (x: number) => boolean, what: string, pattern = DECIMAL_NUMBER) {
   return (value: string): number => {
     const x = Number(value);
-    if (!Number.isFinite(x) || x <= 0) throw new InvalidArgumentError(`${name} must be a positive number.`);
+    if (!pattern.test(value) || !Number.isFinite(x) || !check(x)) throw new InvalidArgumentError(`${name} must be ${what}, not "${value}".`);
     return x;
   };
 }
 
-export function nonNegativeNumber(name: string) {
-  return (value: string): number => {
-    const x = Number(value);
-    if (!Number.isFinite(x) || x < 0) throw new InvalidArgumentError(`${name} must be a number >= 0.`);
-    return x;
-  };
-}
+export const positiveNumber = (name: string) => decimal(name, (x) => x > 0, 'a number above 0');
+export const nonNegativeNumber = (name: string) => decimal(name, (x) => x >= 0, 'a number >= 0');
 
-export function integer(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer.`);
-    return n;
-  };
+/** llama.cpp's GGML_MAX_N_THREADS. */
+const MAX_THREADS = 512;
+
+/**
+ * Another spelling of an option (llama-cli's): hidden from the help, its value goes where `target`'s does.
+ * `flags` is the alias's own spelling, e.g. '--ctx-size <n>'.
+ */
+export function aliasOption(command: Command, flags: string, target: string, parse: (value: string) => unknown): Command {
+  const option = new Option(flags).argParser(parse).hideHelp();
+  command.addOption(option);
+  return command.hook('preAction', (_, action) => {
+    const value = action.getOptionValue(option.attributeName());
+    if (value !== undefined) action.setOptionValue(target, value);
+  });
 }
 
 export const FAST_KERNELS_HELP =
@@ -76,11 +89,13 @@ export function modelOptions(command: Command, { context = true } = {}): Command
   command.option('-m, --model <file>', 'GGUF model: a file, hf:ORG/REPO/FILE.gguf or an http(s) URL, pulled once into the cache (default: $CLLM_MODEL)');
   if (context) {
     command
-      .option('--ctx <n>', 'context size in tokens (default: the trained length, at most 4096)', positiveInteger('--ctx'))
-      .option('--threads <n>', 'CPU threads (default: all cores)', positiveInteger('--threads'));
+      .option('-c, --ctx <n>', 'context size in tokens (default: the trained length, at most 4096)', positiveInteger('--ctx'))
+      .option('-b, --batch-size <n>', 'most tokens in one forward pass; longer prompts go in several (default 512)', positiveInteger('--batch-size'))
+      .option('-t, --threads <n>', 'CPU threads (default: all cores)', integerIn('--threads', 1, MAX_THREADS));
+    aliasOption(command, '--ctx-size <n>', 'ctx', positiveInteger('--ctx-size'));
   }
   return command
-    .option('--gpu-layers <n>', 'layers to offload to the GPU (default -1: all)', integer('--gpu-layers'))
+    .option('--gpu-layers <n>', 'layers to offload to the GPU (default -1: all)', integerIn('--gpu-layers', -1))
     .option('--rpc <servers>', 'spread the layers over ggml-rpc-server processes: host:port[,host:port...]', rpcServers)
     .option('--no-mmap', 'read the model into memory instead of mapping the file')
     .option('--verbose', "show llama.cpp's logs");
@@ -90,12 +105,9 @@ export function modelOptions(command: Command, { context = true } = {}): Command
 export type SamplingFlags = Omit<SamplingOptions, 'temperature' | 'seed'> & { temp: number; seed?: number };
 
 function samplingFlag(key: keyof SamplingOptions) {
-  return (value: string): number => {
-    const { flag, check, what } = samplingRange(key);
-    const x = Number(value);
-    if (value.trim() === '' || !check(x)) throw new InvalidArgumentError(`${flag} must be ${what}.`);
-    return x;
-  };
+  const { flag, check, what } = samplingRange(key);
+  const wholeNumber = key === 'topK' || key === 'repeatLastN' || key === 'seed';
+  return decimal(flag, check, what, wholeNumber ? DECIMAL_INTEGER : DECIMAL_NUMBER);
 }
 
 /** llama-cli's sampling flags, names and defaults, except the temperature, whose default each command picks. */
@@ -110,7 +122,7 @@ export function samplingOptions(command: Command, temperature: number): Command 
     .option('--repeat-last-n <n>', 'recent tokens, the prompt included, that the penalties look at (0: off)', samplingFlag('repeatLastN'), d.repeatLastN)
     .option('--presence-penalty <x>', 'subtract x from the logit of each recent token (0: off)', samplingFlag('presencePenalty'), d.presencePenalty)
     .option('--frequency-penalty <x>', 'subtract x per occurrence among the recent tokens (0: off)', samplingFlag('frequencyPenalty'), d.frequencyPenalty)
-    .option('--seed <n>', 'sampling seed: the same seed, settings and prompt give the same text with every decoder (default or -1: random)', (value) => (value.trim() === '-1' ? undefined : samplingFlag('seed')(value)));
+    .option('--seed <n>', 'sampling seed: the same seed, settings and prompt give the same text with every decoder (default or -1: random)', (value) => (value === '-1' ? undefined : samplingFlag('seed')(value)));
 }
 
 /** The sampling settings of the flags; a random seed is drawn into flags.seed, so that it is drawn once. */
@@ -218,6 +230,34 @@ export function interruptible(): { signal: AbortSignal; release: () => void } {
 export function describeWriteError(err: NodeJS.ErrnoException): string {
   const known: Record<string, string> = { ENOSPC: 'no space left on the device', EISDIR: 'it is a directory', EACCES: 'permission denied', ENOENT: 'no such directory', EROFS: 'the file system is read-only', EDQUOT: 'the disk quota is exceeded' };
   return (err.code && known[err.code]) ?? err.message.split('\n')[0];
+}
+
+/** An output file is checked before a long run, not after it: not a directory, in a writable folder. */
+export function checkOutputPath(file: string): void {
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(file).isDirectory();
+  } catch {
+    // not there yet: its folder decides
+  }
+  if (isDirectory) throw new CllmError(`cannot write ${file}: it is a directory`);
+  try {
+    accessSync(dirname(resolve(file)), constants.W_OK);
+  } catch {
+    throw new CllmError(`cannot write ${file}: its folder does not exist or is not writable`);
+  }
+}
+
+/** Writes through a temporary file in the same folder and a rename: a full disk leaves the old file or none, never half of one. */
+export function writeFileAtomically(file: string, text: string): void {
+  const temporary = join(dirname(resolve(file)), `.${basename(file)}.${process.pid}.tmp`);
+  try {
+    writeFileSync(temporary, text);
+    renameSync(temporary, file);
+  } catch (err) {
+    rmSync(temporary, { force: true });
+    throw new CllmError(`cannot write ${file}: ${describeWriteError(err as NodeJS.ErrnoException)}`);
+  }
 }
 
 export function warn(message: string): void {

@@ -15,6 +15,8 @@ export interface RawModelInfo {
   trainedContextLength: number;
   layers: number;
   embeddingLength: number;
+  headCount: number;
+  headCountKv: number;
   bos: number;
   eos: number;
   addBos: boolean;

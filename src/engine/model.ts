@@ -1,6 +1,6 @@
 import { open, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 import { native, type RawModel } from './addon.js';
 import { Context, INTERRUPTED } from './context.js';
 import { CllmError, fromNative } from './errors.js';
@@ -29,6 +29,8 @@ export interface ModelInfo {
   trainedContextLength: number;
   layers: number;
   embeddingLength: number;
+  headCount: number;
+  headCountKv: number;
   bos: number;
   eos: number;
   addBos: boolean;
@@ -177,13 +179,25 @@ export class Model {
     const batchSize = Math.min(options.batchSize ?? 512, contextSize);
     const threads = options.threads ?? availableParallelism();
     if (!Number.isInteger(contextSize) || contextSize < 1) throw new CllmError(`context size must be a positive integer, not ${contextSize}`);
+    const exact = options.exact ?? true;
+    const cacheBytes = this.kvCacheBytes(contextSize, exact);
+    if (cacheBytes > totalmem()) {
+      throw new CllmError(`a context of ${contextSize} tokens needs ${(cacheBytes / 2 ** 30).toFixed(1)} GiB of KV cache, more than this machine's ${(totalmem() / 2 ** 30).toFixed(1)} GiB of memory: lower --ctx`, 2);
+    }
     if (!Number.isInteger(threads) || threads < 1) throw new CllmError(`threads must be a positive integer, not ${threads}`);
-    const raw = fromNative(() => new (native().Context)(this.model, { contextSize, batchSize, threads, exact: options.exact ?? true }));
+    const raw = fromNative(() => new (native().Context)(this.model, { contextSize, batchSize, threads, exact }));
     const context = new Context(raw, { contextSize: raw.size(), batchSize, threads, adaptThreads: options.threads === undefined }, (token) => this.isEndOfGeneration(token), () =>
       this.contexts.delete(context),
     );
     this.contexts.add(context);
     return context;
+  }
+
+  /** Keys and values of every layer, F32 in exact contexts, F16 otherwise. */
+  kvCacheBytes(contextSize: number, exact = true): number {
+    const { layers, embeddingLength, headCount, headCountKv } = this.info;
+    const kvWidth = headCount > 0 ? (embeddingLength * headCountKv) / headCount : embeddingLength;
+    return 2 * layers * contextSize * kvWidth * (exact ? 4 : 2);
   }
 
   dispose(): void {
