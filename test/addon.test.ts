@@ -234,9 +234,9 @@ describe('bad model files', () => {
     ['a missing file', () => join(scratch, 'missing.gguf'), /model file not found/],
     ['a directory', () => scratch, /is a directory/],
     ['a text file', () => writeText('notes.gguf', 'this is not a model\n'), /not a GGUF model file/],
-    ['a GGUF header with garbage after it', () => writeText('garbage.gguf', 'GGUF' + 'x'.repeat(200)), /could not load model/],
+    ['a GGUF header with garbage after it', () => writeText('garbage.gguf', 'GGUF' + 'x'.repeat(200)), /is not a usable model: unsupported GGUF version/],
     ['a truncated model', () => truncated(0.6), /could not load model .*: .+/],
-    ['a model cut inside its header', () => truncated(0.01), /could not load model .*: .+/],
+    ['a model cut inside its header', () => truncated(0.01), /is not a usable model: the GGUF file is truncated/],
   ])('%s gives a one-line error and the process survives', async (_, makePath, pattern) => {
     const error = await Model.load(makePath()).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CllmError);

@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <iterator>
 #include <new>
@@ -14,6 +15,7 @@
 
 #include "chat.h"
 #include "llama.h"
+#include "log.h"
 #include "nlohmann/json.hpp"
 
 static void limit(int resource, rlim_t value) {
@@ -30,6 +32,9 @@ int main(int argc, char ** argv) {
     limit(RLIMIT_AS, static_cast<rlim_t>(memoryMb) << 20);
     limit(RLIMIT_CPU, 1);
     llama_log_set([](ggml_log_level, const char *, void *) {}, nullptr);
+    // The common library logs a template's parse error (and throws only a sliced std::exception) from a
+    // thread of its own: flushed at exit, so that cllm can read what is wrong.
+    std::atexit([] { common_log_flush(common_log_main()); });
     try {
         nlohmann::json request = nlohmann::json::parse(std::string(std::istreambuf_iterator<char>(std::cin), {}));
         llama_model_params params = llama_model_default_params();

@@ -36,9 +36,7 @@ interface BenchFlags extends SamplingFlags {
 
 function list<T>(name: string, parse: (item: string) => T) {
   return (value: string): T[] => {
-    const items = value.split(',').map((s) => s.trim()).filter(Boolean);
-    if (items.length === 0) throw new InvalidArgumentError(`${name} needs at least one value.`);
-    return items.map(parse);
+    return value.split(',').map(parse);
   };
 }
 

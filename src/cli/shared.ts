@@ -13,7 +13,9 @@ import { isRemoteSpec, pullModel, type PullProgress, type PullResult } from '../
 import { LLAMA_CPP_SAMPLING, randomSeed, samplingRange, type SamplingOptions } from '../engine/sampling.js';
 
 export function fail(message: string, exitCode = 1): void {
-  process.stderr.write(`${chalk.red('cllm:')} ${message}\n`);
+  // A message may quote a damaged file (a tensor name with a newline in it): it stays one line.
+  const oneLine = message.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  process.stderr.write(`${chalk.red('cllm:')} ${oneLine}\n`);
   process.exitCode = exitCode;
 }
 

@@ -43,20 +43,26 @@ const MIN_ALIGNMENT = 32;
 
 class Truncated extends Error {}
 
+/** A name from the file, as a message quotes it: a damaged length can make one megabytes long. */
+function shown(name: string): string {
+  return name.length > 60 ? `${name.slice(0, 60)}...` : name;
+}
+
 /** Reads the file window by window, so that only the header is ever read, never the tensor data. */
 class Reader {
-  private buffer = Buffer.alloc(0);
+  private buffer = Buffer.allocUnsafe(64 << 10);
   private bufferStart = 0;
+  private bufferLength = 0;
   offset = 0;
 
   constructor(private readonly fd: number, readonly size: number) {}
 
   private need(n: number): number {
     if (this.offset + n > this.size) throw new Truncated();
-    if (this.offset < this.bufferStart || this.offset + n > this.bufferStart + this.buffer.length) {
-      const length = Math.min(this.size - this.offset, Math.max(n, 1 << 20));
-      this.buffer = Buffer.alloc(length);
-      readSync(this.fd, this.buffer, 0, length, this.offset);
+    if (this.offset < this.bufferStart || this.offset + n > this.bufferStart + this.bufferLength) {
+      if (n > this.buffer.length) this.buffer = Buffer.allocUnsafe(n);
+      this.bufferLength = readSync(this.fd, this.buffer, 0, Math.min(this.size - this.offset, this.buffer.length), this.offset);
+      if (this.bufferLength < n) throw new Truncated();
       this.bufferStart = this.offset;
     }
     const at = this.offset - this.bufferStart;
@@ -116,8 +122,8 @@ function readValue(reader: Reader, type: number, key: string, keepArray: boolean
   if (type === ValueType.String) return reader.string();
   if (type === ValueType.Array) {
     const itemType = reader.u32();
-    if (itemType === ValueType.Array) throw new CllmError(`the GGUF key ${key} is an array of arrays, which GGUF does not allow`);
-    if (itemType !== ValueType.String && !(itemType in SCALAR_BYTES)) throw new CllmError(`the GGUF key ${key} has an unknown item type ${itemType}`);
+    if (itemType === ValueType.Array) throw new CllmError(`the GGUF key ${shown(key)} is an array of arrays, which GGUF does not allow`);
+    if (itemType !== ValueType.String && !(itemType in SCALAR_BYTES)) throw new CllmError(`the GGUF key ${shown(key)} has an unknown item type ${itemType}`);
     const n = reader.count(itemType === ValueType.String ? 8 : SCALAR_BYTES[itemType]);
     // Large arrays other than the ones checked (merges, scores) are only stepped over.
     if (!keepArray && itemType !== ValueType.String) {
@@ -131,7 +137,7 @@ function readValue(reader: Reader, type: number, key: string, keepArray: boolean
     }
     return items;
   }
-  if (!(type in SCALAR_BYTES)) throw new CllmError(`the GGUF key ${key} has an unknown value type ${type}`);
+  if (!(type in SCALAR_BYTES)) throw new CllmError(`the GGUF key ${shown(key)} has an unknown value type ${type}`);
   return reader.scalar(type);
 }
 
@@ -163,14 +169,14 @@ export function readGgufHeader(path: string, size: number): GgufHeader & { lengt
         lengths.set(key, Number(reader.u64()));
         reader.offset = mark;
       }
-      if (metadata.has(key)) throw new CllmError(`the GGUF key ${key} appears twice`);
+      if (metadata.has(key)) throw new CllmError(`the GGUF key ${shown(key)} appears twice`);
       metadata.set(key, readValue(reader, type, key, keepArray(key)));
     }
     const tensors: GgufTensor[] = [];
     for (let i = 0; i < tensorCount; i++) {
       const name = reader.string();
       const nDims = reader.u32();
-      if (nDims < 1 || nDims > 4) throw new CllmError(`tensor ${name} has ${nDims} dimensions (GGUF allows 1 to 4)`);
+      if (nDims < 1 || nDims > 4) throw new CllmError(`tensor ${shown(name)} has ${nDims} dimensions (GGUF allows 1 to 4)`);
       const dims: number[] = [];
       for (let d = 0; d < nDims; d++) dims.push(Number(reader.u64()));
       tensors.push({ name, dims, type: reader.u32(), offset: reader.u64() });
@@ -199,10 +205,17 @@ function numbers(value: GgufValue | undefined): number[] {
 
 /** Throws a CllmError naming the first key or tensor of the file that llama.cpp could not use safely. */
 export function checkGguf(path: string, size: number): void {
-  const { metadata, tensors, lengths } = readGgufHeader(path, size);
-  const bad = (what: string) => {
+  const bad = (what: string): never => {
     throw new CllmError(`${path} is not a usable model: ${what}`);
   };
+  let header;
+  try {
+    header = readGgufHeader(path, size);
+  } catch (err) {
+    if (!(err instanceof CllmError)) throw err;
+    return bad(err.message);
+  }
+  const { metadata, tensors, lengths } = header;
   const arch = metadata.get('general.architecture');
   if (typeof arch !== 'string') bad('general.architecture is missing or not a string');
   const key = (name: string) => `${arch}.${name}`;
@@ -312,11 +325,11 @@ function checkVocabulary(metadata: Map<string, GgufValue>, lengths: Lengths, arc
 function checkTensors(tensors: GgufTensor[], bad: (what: string) => never): void {
   for (const t of tensors) {
     const typeName = GGML_TYPES[t.type];
-    if (!typeName) bad(`tensor ${t.name} has an unknown type ${t.type}`);
-    if (t.dims.some((d) => !Number.isSafeInteger(d) || d < 1)) bad(`tensor ${t.name} has a dimension of ${t.dims.find((d) => !Number.isSafeInteger(d) || d < 1)}`);
+    if (!typeName) bad(`tensor ${shown(t.name)} has an unknown type ${t.type}`);
+    if (t.dims.some((d) => !Number.isSafeInteger(d) || d < 1)) bad(`tensor ${shown(t.name)} has a dimension of ${t.dims.find((d) => !Number.isSafeInteger(d) || d < 1)}`);
     // Norm weights and biases are added and multiplied element-wise with F32 activations.
     const elementwise = t.dims.filter((d) => d > 1).length <= 1 && !t.name.startsWith('token_embd');
-    if (elementwise && t.type !== 0) bad(`tensor ${t.name} is ${typeName}; a one-dimensional tensor (a norm or a bias) must be F32`);
-    if (!elementwise && NOT_A_WEIGHT_TYPE.has(t.type)) bad(`tensor ${t.name} is ${typeName}, which llama.cpp cannot use as weights`);
+    if (elementwise && t.type !== 0) bad(`tensor ${shown(t.name)} is ${typeName}; a one-dimensional tensor (a norm or a bias) must be F32`);
+    if (!elementwise && NOT_A_WEIGHT_TYPE.has(t.type)) bad(`tensor ${shown(t.name)} is ${typeName}, which llama.cpp cannot use as weights`);
   }
 }
