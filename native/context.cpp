@@ -104,7 +104,9 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
     llama_context_params params = llama_context_default_params();
     params.n_ctx = options.Get("contextSize").ToNumber().Uint32Value();
     params.n_batch = options.Get("batchSize").ToNumber().Uint32Value();
-    params.n_ubatch = params.n_batch;
+    // A forward pass checks for Ctrl-C between the operations of its graph; ubatches of at most 512 tokens
+    // keep each operation short, so that a long prefill stops within a fraction of a second.
+    params.n_ubatch = std::min<uint32_t>(params.n_batch, 512);
     // Draft trees put each branch in a sequence of its own; tokens shared by branches belong to all of them,
     // which needs the unified cache (one buffer for every sequence).
     // llama.cpp reserves an output per sequence, so a batch must hold at least as many tokens.

@@ -3,7 +3,7 @@
 // then configures and builds with cmake-js. The build folder is kept, so a change to native/ recompiles
 // only the addon, never llama.cpp.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, platform, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -206,10 +206,21 @@ function main() {
   console.log(`cllm: building the addon, cllm-chat-template and ggml-rpc-server (${jobs} jobs)`);
   const steps = [['configure'], ['build'], ['build', '--target', 'ggml-rpc-server']];
   if (defines.CLLM_LLAMA_TOOLS === 'ON') steps.push(['build', '--target', 'llama-bench'], ['build', '--target', 'llama-quantize']);
+  // CMake and the compiler write hundreds of lines: they go to a log, shown when a step fails (or live with
+  // CLLM_VERBOSE_BUILD=1); the terminal gets one line per step.
+  const verbose = Boolean(process.env.CLLM_VERBOSE_BUILD);
+  const logPath = join(root, 'build', 'build.log');
+  mkdirSync(dirname(logPath), { recursive: true });
+  writeFileSync(logPath, '');
   for (const step of steps) {
-    const run = spawnSync(process.execPath, [cmakeJs, ...step, '--log-level', 'warn', ...args], { stdio: 'inherit' });
+    const started = Date.now();
+    const log = openSync(logPath, 'a');
+    const run = spawnSync(process.execPath, [cmakeJs, ...step, '--log-level', 'warn', ...args], { stdio: verbose ? 'inherit' : ['ignore', log, log] });
+    closeSync(log);
+    if (!verbose) console.log(`cllm: ${step.join(' ').replace('--target ', '')}: ${run.status === 0 ? 'done' : 'failed'} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
     if (run.status !== 0) {
-      fail(`cmake-js ${step[0]} exited with code ${run.status}. The compiler output above names the first error. ` +
+      if (!verbose) process.stderr.write(readFileSync(logPath, 'utf8').split('\n').slice(-40).join('\n') + '\n');
+      fail(`cmake-js ${step[0]} exited with code ${run.status}. The compiler output above names the first error (all of it: ${logPath}). ` +
         (gpu === 'cuda' ? 'A CUDA build needs the CUDA toolkit with cuBLAS (nvcc on PATH). ' : '') +
         'A stale build folder can be cleared with `rm -rf build`; CLLM_GPU=cpu forces a CPU-only build.');
     }

@@ -99,6 +99,13 @@ describe.skipIf(!haveStories)('GGUF checks before llama.cpp', () => {
     expectRefused(mutant((g) => setKey(g, 'llama.attention.head_count', U32, 7)), /head_count 7 does not divide/);
   });
 
+  it('a damaged byte token is one line when a prompt needs it', () => {
+    const path = mutant((g) => ((g.kv.get('tokenizer.ggml.tokens') as { items: string[] }).items[13] = '<0xZZ>'));
+    const { code, stderr } = cli(['run', '-m', path, '-n', '2', 'Once\nupon']);
+    expect(code).toBe(1);
+    expect(stderr.trim()).toBe("cllm: the text cannot be tokenized: the model's vocabulary lacks a token it needs (a byte token such as <0x0A> is missing or damaged)");
+  });
+
   it('refuse a FIFO as the model instead of waiting on it', () => {
     const fifo = join(dir, 'model.fifo');
     execFileSync('mkfifo', [fifo]);

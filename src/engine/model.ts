@@ -148,7 +148,13 @@ export class Model {
 
   /** parseSpecial turns special-token text such as "<|im_start|>" into its token, as chat prompts need. */
   tokenize(text: string, { addBos = this.info.addBos, parseSpecial = false } = {}): Int32Array {
-    return fromNative(() => this.model.tokenize(text, addBos, parseSpecial));
+    try {
+      return this.model.tokenize(text, addBos, parseSpecial);
+    } catch (err) {
+      // llama.cpp looks byte tokens such as <0x0A> up with unordered_map::at.
+      const why = (err as Error).message;
+      throw new CllmError(/unordered_map|out_of_range/.test(why) ? "the text cannot be tokenized: the model's vocabulary lacks a token it needs (a byte token such as <0x0A> is missing or damaged)" : why);
+    }
   }
 
   detokenize(tokens: ArrayLike<number>, { renderSpecial = false } = {}): string {
