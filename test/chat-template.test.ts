@@ -57,6 +57,8 @@ describe.skipIf(!haveStories)('chat templates under limits', () => {
       }
     })();
     expect(performance.now() - t0).toBeLessThan(5000);
+    // The renderer's limits hold the memory in its own process: cllm's stays small.
+    expect(process.memoryUsage().rss).toBeLessThan(500 * 2 ** 20);
     expect(error?.message).toMatch(/^the chat template could not be applied: /);
     expect(error?.message).toMatch(pattern);
     expect(error?.message).not.toContain('\n');

@@ -80,6 +80,10 @@ describe.skipIf(!haveStories)('GGUF checks before llama.cpp', () => {
     expectRefused(path, /tokenizer\.ggml\.tokens has the same text .* at tokens 299 and 300/);
   });
 
+  it('refuse a special token id outside the vocabulary', () => {
+    expectRefused(mutant((g) => setKey(g, 'tokenizer.ggml.eos_token_id', U32, 512)), /tokenizer\.ggml\.eos_token_id is 512, outside the vocabulary of 512 tokens/);
+  });
+
   it('refuse alignments llama.cpp cannot map', () => {
     for (const alignment of [1, 16]) expectRefused(mutant((g) => setKey(g, 'general.alignment', U32, alignment)), /general\.alignment is \d+/);
   });

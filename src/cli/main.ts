@@ -40,6 +40,11 @@ let outputFailed = false;
 // A damaged model file ends in one line, not a crash or a backtrace.
 native().installCrashGuard();
 
+// Ctrl-C between the phases that handle it (loading, decoding; see interruptible()) ends the command at once.
+process.on('SIGINT', () => {
+  if (process.listenerCount('SIGINT') === 1) process.exit(130);
+});
+
 // Killed from outside (a closed terminal, kill): show the cursor that progress bars hide and leave raw mode,
 // then die of the same signal, as a shell expects.
 for (const signal of ['SIGTERM', 'SIGHUP'] as const) {

@@ -10,7 +10,7 @@ import type { ChatMessage, Model } from '../engine/model.js';
 import { Sequence } from '../engine/sequence.js';
 import { chat } from './chat.js';
 import { describeSampling, LLAMA_CPP_SAMPLING } from '../engine/sampling.js';
-import { aliasOption, warn, checkBlock, checkBlockFits, FAST_KERNELS_HELP, interruptible, outputClosed, originShares, loadModel, modelOptions, positiveInteger, samplingFrom, samplingOptions, warnAboutContext, type SamplingFlags } from './shared.js';
+import { aliasOption, progressBar, warn, checkBlock, checkBlockFits, FAST_KERNELS_HELP, interruptible, outputClosed, originShares, loadModel, modelOptions, positiveInteger, samplingFrom, samplingOptions, warnAboutContext, type SamplingFlags } from './shared.js';
 import { trajectoryView } from './trajectory.js';
 
 export interface RunFlags extends SamplingFlags {
@@ -79,6 +79,9 @@ export function runCommand(): Command {
     });
 }
 
+/** Prompts longer than this get a progress bar while they are evaluated. */
+const LONG_PROMPT_TOKENS = 4096;
+
 /** The prompt of a one-shot run: its words, or stdin ("-" or none); an empty one is a usage error. */
 async function oneShotPrompt(promptWords: string[]): Promise<string> {
   const fromStdin = promptWords.length === 0 || (promptWords.length === 1 && promptWords[0] === '-');
@@ -146,6 +149,9 @@ async function oneShot(model: Model, context: Context, prompt: string, flags: Ru
   // With a trajectory the text is printed once at the end, so that the two never interleave.
   const streamText = !flags.json && !trajectory;
   const interrupt = interruptible();
+  // Long prompts take seconds to evaluate: a bar on an interactive stderr says how far it has got.
+  const prefillBar = tokens.length > LONG_PROMPT_TOKENS ? progressBar('prompt {bar} {value}/{total} tokens') : undefined;
+  prefillBar?.start(tokens.length - 1, 0);
   let text = '';
   let outcome;
   try {
@@ -154,6 +160,7 @@ async function oneShot(model: Model, context: Context, prompt: string, flags: Ru
       tokens,
       generateOptions(flags, {
         signal: interrupt.signal,
+        onPrefill: prefillBar && ((evaluated, total) => (evaluated < total ? prefillBar.update(evaluated) : prefillBar.stop())),
         onStep: trajectory?.step,
         onTokens: (generated) => {
           const piece = generated.map((t) => stream.push(t)).join('');
@@ -163,6 +170,7 @@ async function oneShot(model: Model, context: Context, prompt: string, flags: Ru
       }),
     );
   } finally {
+    prefillBar?.stop();
     interrupt.release();
   }
   const rest = stream.flush();

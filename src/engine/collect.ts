@@ -54,9 +54,13 @@ export async function collectPrompt(evaluator: Evaluator, prompt: readonly numbe
   const n = options.block;
   // Each prompt gets its own stream of draws, so that a resumed run collects what an uninterrupted one would.
   const random = seededRandom(options.seed * 1_000_003 + dataId);
+  // Ctrl-C may stop a pass half way: the prompt is then given up as a whole.
+  const stoppable = <T>(pass: Promise<T>) => pass.catch((err: unknown) => {
+    throw options.signal?.aborted ? new CollectInterrupted() : err;
+  });
   const sequence = new Sequence(evaluator);
   sequence.reset();
-  await sequence.append(prompt);
+  await stoppable(sequence.append(prompt));
   const blocks: { promptIds: number[]; states: number[][] }[] = [];
   let iterations = 0;
   let stopReason: PromptTrajectories['stopReason'] = 'length';
@@ -71,7 +75,7 @@ export async function collectPrompt(evaluator: Evaluator, prompt: readonly numbe
     for (;;) {
       if (options.signal?.aborted) throw new CollectInterrupted();
       // Position j of the block takes the argmax after position j - 1: the pending token, then the state.
-      const { argmax } = await evaluator.decode([sequence.pending, ...state.slice(0, n - 1)], sequence.position);
+      const { argmax } = await stoppable(evaluator.decode([sequence.pending, ...state.slice(0, n - 1)], sequence.position));
       iterations++;
       const next = Array.from(argmax);
       // At the fixed point the pass just made cached exactly the tokens to keep, so nothing is rolled back.
@@ -93,7 +97,7 @@ export async function collectPrompt(evaluator: Evaluator, prompt: readonly numbe
   if (options.verify) {
     const output = complete.slice(prompt.length);
     sequence.reset();
-    await sequence.append(prompt);
+    await stoppable(sequence.append(prompt));
     const greedy = await generate(sequence, { decoder: 'ar', maxTokens: output.length, signal: options.signal });
     if (greedy.stopReason === 'interrupted') throw new CollectInterrupted();
     // Greedy decoding stops at EOS while a block runs past it; compare up to and including the first EOS.

@@ -316,6 +316,12 @@ function checkVocabulary(metadata: Map<string, GgufValue>, lengths: Lengths, arc
     if (first !== undefined) bad(`tokenizer.ggml.tokens has the same text ${JSON.stringify(text.slice(0, 40))} at tokens ${first} and ${id}`);
     seen.set(text, id);
   });
+  for (const [name, value] of metadata) {
+    if (!/^tokenizer\.ggml\.\w+_token_id$/.test(name)) continue;
+    const id = asNumber(value);
+    // llama.cpp reads -1 (and its unsigned form) as "no such token".
+    if (id === undefined || !Number.isInteger(id) || (id >= list.length && id !== 0xffffffff) || id < -1) bad(`${name} is ${String(value)}, outside the vocabulary of ${list.length} tokens`);
+  }
   for (const parallel of ['tokenizer.ggml.scores', 'tokenizer.ggml.token_type']) {
     const n = lengths.get(parallel);
     if (n !== undefined && n !== list.length) bad(`${parallel} has ${n} entries for ${list.length} tokens`);

@@ -34,6 +34,8 @@ export interface GenerateOptions {
   /** Jacobi: guesses for draft positions that have no earlier guess. Default: seeded draws from the text so far. */
   fill?: DraftFill;
   signal?: AbortSignal;
+  /** complete(): called as the prompt is evaluated, with the tokens done and their total. */
+  onPrefill?: (evaluated: number, total: number) => void;
   /** Ask for each token's lead over the runner-up (for --verify); costs a little time. */
   margins?: boolean;
   /** Called after every step with the tokens it accepted (already cut at EOS or maxTokens). */
@@ -240,9 +242,20 @@ export function firstDivergence(reference: Pick<GenerateResult, 'tokens' | 'marg
   return undefined;
 }
 
+function interruptedBeforeStart(options: GenerateOptions): GenerateResult {
+  return { tokens: [], margins: [], sampling: samplingSettings(options.sampling), stopReason: 'interrupted', steps: 0, scored: 0, largestPass: 0, sources: {}, decodeMs: 0, forwardMs: 0 };
+}
+
 /** Appends a prompt to the sequence and generates after it: one turn, with its statistics. */
 export async function complete(sequence: Sequence, prompt: readonly number[], options: GenerateOptions): Promise<{ result: GenerateResult; stats: GenerationStats }> {
-  const prefillMs = await sequence.append(prompt);
-  const result = await generate(sequence, options);
+  let prefillMs: number;
+  try {
+    prefillMs = await sequence.append(prompt, options.onPrefill);
+  } catch (err) {
+    if (!options.signal?.aborted) throw err;
+    // Ctrl-C during the prompt: nothing was generated, and the sequence is as it was.
+    prefillMs = 0;
+  }
+  const result = options.signal?.aborted && sequence.tokens.length === 0 ? interruptedBeforeStart(options) : await generate(sequence, options);
   return { result, stats: generationStats(result, { decoder: options.decoder, block: options.block, promptTokens: prompt.length, prefillMs }) };
 }

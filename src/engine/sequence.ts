@@ -1,6 +1,9 @@
 import { CllmError } from './errors.js';
 import type { Evaluator } from './evaluator.js';
 
+/** Prompt tokens per prefill pass: small enough for a progress report every fraction of a second. */
+const PREFILL_CHUNK = 2048;
+
 /**
  * One token sequence and its KV cache. Invariant: the cache holds the first `cached` committed tokens, at
  * least every one but the last, the *pending* token. The next forward pass feeds the rest first: usually
@@ -36,8 +39,11 @@ export class Sequence {
     return this.committed.slice(this.cachedTokens);
   }
 
-  /** Appends prompt tokens, evaluating all but the new pending token. Returns milliseconds spent. */
-  async append(tokens: readonly number[]): Promise<number> {
+  /**
+   * Appends prompt tokens, evaluating all but the new pending token, PREFILL_CHUNK at a time, reporting
+   * (evaluated, total) after each chunk. Returns milliseconds spent.
+   */
+  async append(tokens: readonly number[], onProgress?: (evaluated: number, total: number) => void): Promise<number> {
     const t0 = performance.now();
     if (tokens.length === 0) return 0;
     const toEvaluate = [...this.uncached, ...tokens].slice(0, -1);
@@ -46,7 +52,11 @@ export class Sequence {
       throw new CllmError(`the prompt needs ${start + toEvaluate.length + 1} tokens of context, more than the ${this.evaluator.size} available (raise --ctx)`);
     }
     try {
-      if (toEvaluate.length) await this.evaluator.prefill(toEvaluate, start);
+      for (let done = 0; done < toEvaluate.length; done += PREFILL_CHUNK) {
+        const chunk = toEvaluate.slice(done, done + PREFILL_CHUNK);
+        await this.evaluator.prefill(chunk, start + done);
+        onProgress?.(done + chunk.length, toEvaluate.length);
+      }
     } catch (err) {
       this.evaluator.rollback(start); // a failed pass may have cached part of the prompt
       throw err;
