@@ -2,7 +2,9 @@
 // hyperparameter, the vocabulary, a chat template, the alignment, a byte of the header, the length) and
 // writes the file back with a valid structure, so that most mutants get past the parser and into llama.cpp.
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 type Scalar = { type: number; value: number | bigint | boolean | string };
 type Value = Scalar | { type: 9; itemType: number; items: (number | bigint | boolean | string)[] };
@@ -230,13 +232,6 @@ export function mutate(original: Buffer, seed: number, index: number): Mutant {
   return { description, bytes: writeGguf(g) };
 }
 
-export function readModel(path: string): Buffer {
-  return readFileSync(path);
-}
-
-export function writeMutant(path: string, mutant: Mutant): void {
-  writeFileSync(path, mutant.bytes);
-}
 
 export type Outcome = 'ok' | 'clean error' | 'signal' | 'hang' | 'stack trace' | 'guarded crash';
 
@@ -272,4 +267,27 @@ export async function tryMutant(file: string, timeoutMs = 20000): Promise<{ outc
   const info = await runCli(['info', '-m', file], timeoutMs);
   const run = await runCli(['run', '-m', file, '--temp', '0', '--max-tokens', '4', '--ctx', '64', '--threads', '1', 'Once upon a time'], timeoutMs);
   return order.indexOf(info.outcome) >= order.indexOf(run.outcome) ? info : run;
+}
+
+/** Mutants 0 to count - 1 of `seed`, `jobs` at a time, through tryMutant: how many ended each way, and each bad case. */
+export async function fuzz(original: Buffer, seed: number, count: number, jobs = 2): Promise<{ outcomes: Partial<Record<Outcome, number>>; bad: string[] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'cllm-fuzz-'));
+  const outcomes: Partial<Record<Outcome, number>> = {};
+  const bad: string[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const index = next++;
+      const mutant = mutate(original, seed, index);
+      const file = join(dir, `mutant-${index}.gguf`);
+      writeFileSync(file, mutant.bytes);
+      const { outcome, stderr } = await tryMutant(file);
+      outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+      if (outcome !== 'ok' && outcome !== 'clean error') bad.push(`mutant ${index} (${mutant.description}): ${outcome}: ${stderr.trim().slice(0, 300)}`);
+      rmSync(file);
+    }
+  };
+  await Promise.all(Array.from({ length: jobs }, worker));
+  rmSync(dir, { recursive: true, force: true });
+  return { outcomes, bad };
 }

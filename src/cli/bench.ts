@@ -34,10 +34,9 @@ interface BenchFlags extends SamplingFlags {
   verbose?: boolean;
 }
 
-function list<T>(name: string, parse: (item: string) => T) {
-  return (value: string): T[] => {
-    return value.split(',').map(parse);
-  };
+/** A comma-separated list, each item parsed as the flag's single values are (no spaces). */
+function list<T>(parse: (item: string) => T) {
+  return (value: string): T[] => value.split(',').map(parse);
 }
 
 function decoderName(item: string): DecoderName {
@@ -49,8 +48,8 @@ export function benchCommand(): Command {
   return samplingOptions(modelOptions(new Command('bench').description('measure auto and Jacobi against autoregressive decoding: tokens per step, tok/s, speedup, exactness')), 0)
     .option('--prompts <file>', 'prompts: JSONL ({"prompt": ...} or {"messages": [...]} a line) or plain text (one a line)')
     .addOption(new Option('--set <name>', 'built-in prompt set (default: chat for models with a chat template, else stories)').choices(['stories', 'chat']))
-    .addOption(new Option('--decoders <list>', 'decoders to compare').argParser(list('--decoders', decoderName)).default(['ar', 'auto', 'jacobi'], 'ar,auto,jacobi'))
-    .addOption(new Option('-B, --block <list>', 'Jacobi block sizes').argParser(list('--block', positiveInteger('--block'))).default([4, 8, 16, 32], '4,8,16,32'))
+    .addOption(new Option('--decoders <list>', 'decoders to compare').argParser(list(decoderName)).default(['ar', 'auto', 'jacobi'], 'ar,auto,jacobi'))
+    .addOption(new Option('-B, --block <list>', 'Jacobi block sizes').argParser(list(positiveInteger('--block'))).default([4, 8, 16, 32], '4,8,16,32'))
     .option('-n, --max-tokens <n>', 'tokens to generate per run', positiveInteger('--max-tokens'), 128)
     .option('--repeat <n>', 'timed runs per prompt and variant, after one warm-up', positiveInteger('--repeat'), 3)
     .option('--limit <n>', 'use only the first n prompts', positiveInteger('--limit'))
