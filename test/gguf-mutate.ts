@@ -36,7 +36,14 @@ export function parseGguf(buf: Buffer): Gguf {
     if (type === 8) return str();
     const p = at;
     at += SIZES[type];
-    return [buf.readUInt8, buf.readInt8, buf.readUInt16LE, buf.readInt16LE, buf.readUInt32LE, buf.readInt32LE, buf.readFloatLE, (o: number) => buf.readUInt8(o) !== 0, null, null, buf.readBigUInt64LE, buf.readBigInt64LE, buf.readDoubleLE][type]!.call(buf, p);
+    const readers: ((offset: number) => number | bigint | boolean)[] = [
+      (o) => buf.readUInt8(o), (o) => buf.readInt8(o), (o) => buf.readUInt16LE(o), (o) => buf.readInt16LE(o),
+      (o) => buf.readUInt32LE(o), (o) => buf.readInt32LE(o), (o) => buf.readFloatLE(o), (o) => buf.readUInt8(o) !== 0,
+    ];
+    readers[10] = (o) => buf.readBigUInt64LE(o);
+    readers[11] = (o) => buf.readBigInt64LE(o);
+    readers[12] = (o) => buf.readDoubleLE(o);
+    return readers[type](p);
   };
   const version = u32();
   const nTensors = Number(u64());
