@@ -1,6 +1,7 @@
 // Ctrl-C inside llama.cpp, at the library's level: the flag the CLI's SIGINT handler sets (setInterrupted)
 // stops a model load at its next progress report and a forward pass between the operations of its graph.
 // Either ends as CllmError('interrupted', 130), and what was loaded or cached stays usable once cleared.
+// A long prompt is evaluated in chunks, with a progress report after each and a rollback if one fails.
 import { readFileSync, statSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { native } from '../src/engine/addon.js';
@@ -8,6 +9,7 @@ import { CllmError } from '../src/engine/errors.js';
 import { generate } from '../src/engine/jacobi.js';
 import { Model } from '../src/engine/model.js';
 import { Sequence } from '../src/engine/sequence.js';
+import { FakeModel } from './fake-model.js';
 import { haveStories, storiesModel } from './models.js';
 
 function dataSegmentBytes(): number {
@@ -92,5 +94,40 @@ describe.skipIf(!haveStories || process.platform !== 'linux')('interrupting llam
     expect(result.tokens.length).toBeLessThan(400);
     expect(result.tokens).toEqual(streamed);
     model.dispose();
+  });
+});
+
+describe('a long prefill', () => {
+  const prompt = Array.from({ length: 4200 }, (_, i) => 1 + (i % 50));
+
+  it('reports its progress after each chunk and caches the whole prompt', async () => {
+    const model = new FakeModel(() => 1, 8192);
+    const sequence = new Sequence(model);
+    const reports: [number, number][] = [];
+    await sequence.append(prompt, (evaluated, total) => reports.push([evaluated, total]));
+    expect(reports).toEqual([
+      [2048, 4199],
+      [4096, 4199],
+      [4199, 4199],
+    ]);
+    expect(model.cache).toEqual(prompt.slice(0, -1));
+    expect(sequence.tokens).toEqual(prompt);
+  });
+
+  it('interrupted after its first chunk, leaves the cache and the sequence as they were', async () => {
+    const model = new FakeModel(() => 1, 8192);
+    const sequence = new Sequence(model);
+    await sequence.append([7, 8, 9]);
+    const evaluateChunk = model.prefill.bind(model);
+    let chunks = 0;
+    model.prefill = async (tokens, start) => {
+      if (++chunks === 2) throw new CllmError('interrupted', 130);
+      await evaluateChunk(tokens, start);
+    };
+    const err = await rejection(sequence.append(prompt));
+    expect(err.message).toBe('interrupted');
+    expect(model.cache).toEqual([7, 8]);
+    expect(sequence.tokens).toEqual([7, 8, 9]);
+    expect(sequence.cached).toBe(2);
   });
 });
