@@ -44,8 +44,14 @@ static void onGgmlAbort(const char * message) {
     _exit(1);
 }
 
-// Only async-signal-safe calls here: write and _exit.
+// Only async-signal-safe calls here: write, pause and _exit. Several threads of a pass may fault at once (a
+// truncated file under every one of them): the first one speaks and ends the process, the others wait for it.
+static std::atomic<bool> crashing{false};
+
 static void onFatalSignal(int signal) {
+    if (crashing.exchange(true)) {
+        for (;;) pause();
+    }
     switch (signal) {
         case SIGBUS:
             writeAll("\ncllm: the model file changed or was truncated while in use (copy it first, or pass --no-mmap)\n");
@@ -93,7 +99,7 @@ static Napi::Value InstallCrashGuard(const Napi::CallbackInfo & info) {
     sigaltstack(&stack, nullptr);
     struct sigaction action{};
     action.sa_handler = onFatalSignal;
-    action.sa_flags = SA_ONSTACK | SA_RESETHAND;
+    action.sa_flags = SA_ONSTACK;
     sigemptyset(&action.sa_mask);
     for (int signal : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) sigaction(signal, &action, nullptr);
     return info.Env().Undefined();
