@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pty from 'node-pty';
 import { describe, expect, it } from 'vitest';
 import { renderChatTemplate } from '../src/engine/chat-template.js';
 import { HOSTILE_TEMPLATES, parseGguf, writeGguf } from './gguf-mutate.js';
@@ -62,6 +63,25 @@ describe.skipIf(!haveStories)('chat templates under limits', () => {
     expect(error?.message).toMatch(/^the chat template could not be applied: /);
     expect(error?.message).toMatch(pattern);
     expect(error?.message).not.toContain('\n');
+  });
+
+  it('leaves a chat in plain completion, saying why once', async () => {
+    const model = withTemplate('chat-loop', HOSTILE_TEMPLATES[2]);
+    const proc = pty.spawn(process.execPath, [cllm, 'run', '-m', model, '--temp', '0', '-n', '4'], { cols: 160, rows: 30, env: { ...process.env, NO_COLOR: '1' } as Record<string, string> });
+    let screen = '';
+    proc.onData((d) => (screen += d.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')));
+    const exited = new Promise<number>((resolve) => proc.onExit(({ exitCode }) => resolve(exitCode)));
+    const waitFor = async (pattern: RegExp) => {
+      for (const deadline = Date.now() + 30_000; !pattern.test(screen); await new Promise((r) => setTimeout(r, 20))) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}; screen:\n${screen}`);
+      }
+    };
+    await waitFor(/the chat template could not be applied: it ran past its time limit \(1 s\): plain completion[\s\S]*> $/);
+    proc.write('Once upon a time\r');
+    await waitFor(/Once upon a time\s+\S[^\n]*\n> $/);
+    proc.write('/exit\r');
+    expect(await exited).toBe(0);
+    expect(screen.match(/could not be applied/g)).toHaveLength(1);
   });
 
   it('stops a one-shot run with one line and exit code 1', () => {
