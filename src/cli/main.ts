@@ -12,7 +12,7 @@ import { pullCommand } from './pull.js';
 import { runCommand } from './run.js';
 import { trainCommand } from './train.js';
 import { native } from '../engine/addon.js';
-import { describeWriteError, fail, outputClosed } from './shared.js';
+import { describeWriteError, exitRestoringTerminal, fail, outputClosed, restoreTerminal } from './shared.js';
 
 /** Commander's "error: ..." becomes one line in cllm's own style. */
 function usageError(text: string, write: (text: string) => void): void {
@@ -42,15 +42,14 @@ native().installCrashGuard();
 
 // Ctrl-C between the phases that handle it (loading, decoding; see interruptible()) ends the command at once.
 process.on('SIGINT', () => {
-  if (process.listenerCount('SIGINT') === 1) process.exit(130);
+  if (process.listenerCount('SIGINT') === 1) exitRestoringTerminal(130);
 });
 
 // Killed from outside (a closed terminal, kill): show the cursor that progress bars hide and leave raw mode,
 // then die of the same signal, as a shell expects.
 for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
   process.once(signal, () => {
-    if (process.stderr.isTTY) process.stderr.write('\x1b[?25h');
-    if (process.stdin.isTTY && process.stdin.isRaw) process.stdin.setRawMode(false);
+    restoreTerminal();
     process.kill(process.pid, signal);
   });
 }

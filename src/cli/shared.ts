@@ -212,7 +212,7 @@ export const outputClosed = new AbortController();
 export function interruptible(): { signal: AbortSignal; release: () => void } {
   const abort = new AbortController();
   const onSigint = () => {
-    if (abort.signal.aborted) process.exit(130);
+    if (abort.signal.aborted) exitRestoringTerminal(130);
     abort.abort();
     native().setInterrupted(true);
   };
@@ -226,6 +226,17 @@ export function interruptible(): { signal: AbortSignal; release: () => void } {
     if (abort.signal.aborted) native().setInterrupted(false);
   };
   return { signal: abort.signal, release };
+}
+
+/** Shows the cursor that progress bars hide and leaves the raw mode of a chat: for exits that skip their clean-up. */
+export function restoreTerminal(): void {
+  if (process.stderr.isTTY) process.stderr.write('\x1b[?25h');
+  if (process.stdin.isTTY && process.stdin.isRaw) process.stdin.setRawMode(false);
+}
+
+export function exitRestoringTerminal(code: number): never {
+  restoreTerminal();
+  process.exit(code);
 }
 
 /** "no space left on the device", not "ENOSPC: no space left on device, write". */
