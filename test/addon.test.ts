@@ -274,11 +274,12 @@ describe('disposal', () => {
       expect(() => context.cachedTokens).toThrow(/disposed/);
       expect(() => model.tokenize('x')).toThrow(/disposed/);
     };
-    for (let i = 0; i < 10; i++) await cycle();
+    for (let i = 0; i < 30; i++) await cycle();
     const before = process.memoryUsage().rss;
     for (let i = 0; i < 100; i++) await cycle();
     const grown = process.memoryUsage().rss - before;
-    // One leaked model with its context would be over 1 MB; 100 of them, over 100 MB.
-    expect(grown).toBeLessThan(16 * 1024 * 1024);
+    // One leaked model with its context would be over 1 MB; 100 of them, over 100 MB. Without a leak the
+    // allocators' pools still move by up to about 25 MB between runs under vitest.
+    expect(grown).toBeLessThan(40 * 1024 * 1024);
   });
 });

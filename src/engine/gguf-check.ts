@@ -48,9 +48,12 @@ function shown(name: string): string {
   return name.length > 60 ? `${name.slice(0, 60)}...` : name;
 }
 
+/** One window for every read: a check runs to its end synchronously, and loads leave no garbage behind. */
+let sharedWindow = Buffer.allocUnsafe(64 << 10);
+
 /** Reads the file window by window, so that only the header is ever read, never the tensor data. */
 class Reader {
-  private buffer = Buffer.allocUnsafe(64 << 10);
+  private buffer = sharedWindow;
   private bufferStart = 0;
   private bufferLength = 0;
   offset = 0;
@@ -60,7 +63,7 @@ class Reader {
   private need(n: number): number {
     if (this.offset + n > this.size) throw new Truncated();
     if (this.offset < this.bufferStart || this.offset + n > this.bufferStart + this.bufferLength) {
-      if (n > this.buffer.length) this.buffer = Buffer.allocUnsafe(n);
+      if (n > this.buffer.length) this.buffer = sharedWindow = Buffer.allocUnsafe(n);
       this.bufferLength = readSync(this.fd, this.buffer, 0, Math.min(this.size - this.offset, this.buffer.length), this.offset);
       if (this.bufferLength < n) throw new Truncated();
       this.bufferStart = this.offset;
