@@ -76,7 +76,7 @@ describe.skipIf(!haveStories)('chat templates under limits', () => {
         if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}; screen:\n${screen}`);
       }
     };
-    await waitFor(/the chat template could not be applied: it ran past its time limit \(1 s\): plain completion[\s\S]*> $/);
+    await waitFor(/the chat template could not be applied: it ran past its (time limit \(1 s\)|memory limit \(256 MB\)): plain completion[\s\S]*> $/);
     proc.write('Once upon a time\r');
     await waitFor(/Once upon a time\s+\S[^\n]*\n> $/);
     proc.write('/exit\r');

@@ -18,6 +18,19 @@
 #include "log.h"
 #include "nlohmann/json.hpp"
 
+// llama.cpp's Jinja engine wraps a failed allocation in its own error text, which would hide why the
+// template failed: noted here as it happens, so that any failure after it is reported as out of memory.
+static bool outOfMemory = false;
+
+static int failed(const std::string & why) {
+    if (outOfMemory) {
+        std::puts("out of memory");
+        return 3;
+    }
+    std::puts(why.c_str());
+    return 1;
+}
+
 static void limit(int resource, rlim_t value) {
     struct rlimit r = {value, value};
     setrlimit(resource, &r);
@@ -31,6 +44,10 @@ int main(int argc, char ** argv) {
     const long memoryMb = std::getenv("CLLM_TEMPLATE_MEMORY_MB") ? std::atol(std::getenv("CLLM_TEMPLATE_MEMORY_MB")) : 256;
     limit(RLIMIT_AS, static_cast<rlim_t>(memoryMb) << 20);
     limit(RLIMIT_CPU, 1);
+    std::set_new_handler([] {
+        outOfMemory = true;
+        throw std::bad_alloc();
+    });
     llama_log_set([](ggml_log_level, const char *, void *) {}, nullptr);
     // The common library logs a template's parse error (and throws only a sliced std::exception) from a
     // thread of its own: flushed at exit, so that cllm can read what is wrong.
@@ -40,10 +57,7 @@ int main(int argc, char ** argv) {
         llama_model_params params = llama_model_default_params();
         params.vocab_only = true;
         llama_model * model = llama_model_load_from_file(argv[1], params);
-        if (!model) {
-            std::puts("the model's vocabulary could not be loaded");
-            return 1;
-        }
+        if (!model) return failed("the model's vocabulary could not be loaded");
         common_chat_templates_inputs inputs;
         inputs.add_generation_prompt = request.value("addAssistant", true);
         for (const auto & m : request.at("messages")) {
@@ -61,19 +75,12 @@ int main(int argc, char ** argv) {
                 std::string prompt = common_chat_templates_apply(templates.get(), inputs).prompt;
                 std::fwrite(prompt.data(), 1, prompt.size(), stdout);
                 return 0;
-            } catch (const std::bad_alloc &) {
-                throw;
             } catch (const std::exception & e) {
                 if (firstError.empty()) firstError = e.what();
             }
         }
-        std::puts(firstError.c_str());
-        return 1;
-    } catch (const std::bad_alloc &) {
-        std::puts("out of memory");
-        return 3;
+        return failed(firstError);
     } catch (const std::exception & e) {
-        std::puts(e.what());
-        return 1;
+        return failed(e.what());
     }
 }
