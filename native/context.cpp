@@ -230,6 +230,11 @@ void Context::run(Job & job) {
             }
             // The token after the node is sampled for the position after it.
             Choice choice = sampler_.choose(job.sampling, logits, nVocab, job.positions[node] + 1);
+            // NaN weights make every logit NaN: the argmax would be token 0 and the output silently empty.
+            if (!std::isfinite(logits[choice.token])) {
+                job.error = "the model computed logits that are not finite numbers (NaN or infinity) at position " + std::to_string(job.positions[node]) + ": its weights or settings are damaged";
+                return;
+            }
             job.argmax[node] = choice.token;
             if (job.outputs == Outputs::Margins) job.margins[node] = choice.margin;
             if (job.topK) topTokens(logits, nVocab, job.topK, &job.topk[static_cast<size_t>(node) * job.topK]);

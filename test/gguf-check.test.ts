@@ -110,6 +110,17 @@ describe.skipIf(!haveStories)('GGUF checks before llama.cpp', () => {
     expect(stderr.trim()).toBe("cllm: the text cannot be tokenized: the model's vocabulary lacks a token it needs (a byte token such as <0x0A> is missing or damaged)");
   });
 
+  it('weights of NaN or infinity stop a run with one line and exit code 1, in every decoder, instead of printing nothing', () => {
+    for (const value of [NaN, Infinity]) {
+      const path = mutant((g) => g.data.writeFloatLE(value, Number(tensor(g, 'output_norm.weight').offset)));
+      for (const decoder of [[], ['-B', '4'], ['--temp', '0.8', '--seed', '1']]) {
+        const { code, stderr } = cli(['run', '-m', path, '-n', '4', ...decoder, 'Once upon a time']);
+        expect(code, stderr).toBe(1);
+        expect(stderr.trim()).toBe('cllm: the model computed logits that are not finite numbers (NaN or infinity) at position 4: its weights or settings are damaged');
+      }
+    }
+  });
+
   it('refuse a FIFO as the model instead of waiting on it', () => {
     const fifo = join(dir, 'model.fifo');
     execFileSync('mkfifo', [fifo]);
