@@ -239,7 +239,6 @@ export function mutate(original: Buffer, seed: number, index: number): Mutant {
   return { description, bytes: writeGguf(g) };
 }
 
-
 export type Outcome = 'ok' | 'clean error' | 'signal' | 'hang' | 'stack trace' | 'guarded crash';
 
 const CLI = new URL('../bin/cllm.js', import.meta.url).pathname;

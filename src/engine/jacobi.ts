@@ -248,14 +248,11 @@ function interruptedBeforeStart(options: GenerateOptions): GenerateResult {
 
 /** Appends a prompt to the sequence and generates after it: one turn, with its statistics. */
 export async function complete(sequence: Sequence, prompt: readonly number[], options: GenerateOptions): Promise<{ result: GenerateResult; stats: GenerationStats }> {
-  let prefillMs: number;
-  try {
-    prefillMs = await sequence.append(prompt, options.onPrefill);
-  } catch (err) {
-    if (!options.signal?.aborted) throw err;
-    // Ctrl-C during the prompt: nothing was generated, and the sequence is as it was.
-    prefillMs = 0;
-  }
-  const result = options.signal?.aborted && sequence.tokens.length === 0 ? interruptedBeforeStart(options) : await generate(sequence, options);
-  return { result, stats: generationStats(result, { decoder: options.decoder, block: options.block, promptTokens: prompt.length, prefillMs }) };
+  // Ctrl-C during the prompt: nothing is generated, and the sequence is as it was.
+  const prefillMs = await sequence.append(prompt, options.onPrefill).catch((err: unknown) => {
+    if (options.signal?.aborted) return undefined;
+    throw err;
+  });
+  const result = prefillMs === undefined ? interruptedBeforeStart(options) : await generate(sequence, options);
+  return { result, stats: generationStats(result, { decoder: options.decoder, block: options.block, promptTokens: prompt.length, prefillMs: prefillMs ?? 0 }) };
 }
