@@ -9,6 +9,10 @@
 
 #include "addon.h"
 
+#ifdef CLLM_CPU_BATCH_INVARIANT
+#include "ggml-cpu.h"  // ggml_cpu_set_batch_invariant, added by native/patches/ggml-cpu-batch-invariant.patch
+#endif
+
 #ifdef CLLM_CUDA_BATCH_INVARIANT
 // Added to ggml-cuda by native/patches/ggml-cuda-batch-invariant.patch.
 extern "C" void ggml_backend_cuda_set_batch_invariant(bool on);
@@ -115,11 +119,21 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
     params.n_threads = params.n_threads_batch = options.Get("threads").ToNumber().Int32Value();
     params.no_perf = true;
     params.abort_callback = [](void *) { return interruptRequested(); };
-    // Exact mode: an F32 KV cache without flash attention. llama.cpp's defaults (F16 cache, flash attention)
-    // halve the cache's memory, but their F16 rounding differs between a block and one token at a time by
-    // about 1e-3 in the logits, enough to flip near-ties between Jacobi and greedy decoding.
     const bool exact = options.Get("exact").ToBoolean().Value();
-    if (exact) {
+#ifdef CLLM_CPU_BATCH_INVARIANT
+    // The CPU's fast kernels (llamafile's tinyBLAS, split and tiled flash attention) are chosen by the width
+    // of a pass; the patched ggml-cpu keeps every width on kernels whose summation order does not depend on
+    // it. With it, llama.cpp's defaults (an F16 cache, flash attention) are exact on the CPU, and fastest.
+    // The switch is process-wide: the last context created decides.
+    ggml_cpu_set_batch_invariant(exact);
+    const bool exactDefaults = std::string(CLLM_BACKEND) == "cpu";
+#else
+    const bool exactDefaults = false;
+#endif
+    // Elsewhere, exact mode takes an F32 cache without flash attention: F16 rounding and the attention
+    // kernels chosen by width differ between a block and one token at a time by about 1e-3 in the logits,
+    // enough to flip near-ties between Jacobi and greedy decoding.
+    if (exact && !exactDefaults) {
         params.type_k = params.type_v = GGML_TYPE_F32;
         params.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     }

@@ -108,19 +108,24 @@ function gpuBackend() {
   return { gpu: 'cuda', why: `${gpuName}, ${nvcc === 'nvcc' ? 'nvcc' : nvcc}, cuBLAS in ${dirname(cublas.lib)}`, native: true, cublas };
 }
 
-const BATCH_INVARIANT_PATCH = join(root, 'native', 'patches', 'ggml-cuda-batch-invariant.patch');
+// Exact Jacobi needs matmuls that compute each token of a block as they would compute it alone. ggml picks
+// kernels by batch width, so two small patches of our own add a switch for that, one for the CPU backend
+// (which every build has) and one for CUDA; the addon turns them on for exact contexts.
+const BATCH_INVARIANT_PATCHES = {
+  cpu: { patch: 'ggml-cpu-batch-invariant.patch', source: 'ggml/src/ggml-cpu/ggml-cpu.c', marker: 'ggml_cpu_set_batch_invariant' },
+  cuda: { patch: 'ggml-cuda-batch-invariant.patch', source: 'ggml/src/ggml-cuda/ggml-cuda.cu', marker: 'ggml_backend_cuda_set_batch_invariant' },
+};
 
-// Exact Jacobi on CUDA needs matmuls that compute each token of a block as they would compute it alone.
-// ggml-cuda picks kernels by batch width, so a small patch of our own adds a switch for that; the addon
-// turns it on for exact contexts. Returns whether the source has it.
-function applyBatchInvariantPatch(llamaDir) {
-  const source = join(llamaDir, 'ggml', 'src', 'ggml-cuda', 'ggml-cuda.cu');
-  if (readFileSync(source, 'utf8').includes('ggml_backend_cuda_set_batch_invariant')) return true;
-  let applied = spawnSync('git', ['apply', BATCH_INVARIANT_PATCH], { cwd: llamaDir, encoding: 'utf8' });
-  if (applied.error) applied = spawnSync('patch', ['-p1', '-N', '-s', '-i', BATCH_INVARIANT_PATCH], { cwd: llamaDir, encoding: 'utf8' });
+// Returns whether the source has the patch.
+function applyBatchInvariantPatch(llamaDir, backend) {
+  const { patch, source, marker } = BATCH_INVARIANT_PATCHES[backend];
+  const patchPath = join(root, 'native', 'patches', patch);
+  if (readFileSync(join(llamaDir, source), 'utf8').includes(marker)) return true;
+  let applied = spawnSync('git', ['apply', patchPath], { cwd: llamaDir, encoding: 'utf8' });
+  if (applied.error) applied = spawnSync('patch', ['-p1', '-N', '-s', '-i', patchPath], { cwd: llamaDir, encoding: 'utf8' });
   if (applied.status === 0) return true;
-  console.warn(`cllm: could not patch ${source} for exact Jacobi on CUDA (${(applied.stderr || '').trim().split('\n')[0]}); ` +
-    'Jacobi will not be exact on this build.');
+  console.warn(`cllm: could not patch ${join(llamaDir, source)} for exact Jacobi (${(applied.stderr || '').trim().split('\n')[0]}); ` +
+    (backend === 'cpu' ? 'the CPU falls back to its slower one-token kernels for every pass.' : 'Jacobi will not be exact on this build.'));
   return false;
 }
 
@@ -134,13 +139,13 @@ function cmakeDefines(llamaDir, backend) {
     GGML_METAL: gpu === 'metal' ? 'ON' : 'OFF',
     // llama.cpp's RPC backend: --rpc spreads a model over ggml-rpc-server processes on other machines.
     GGML_RPC: 'ON',
-    // Exact Jacobi: without llamafile's tinyBLAS, a matmul over a block of tokens computes each output with
-    // the same dot-product kernel as one token does, so a block's logits equal one-token decoding's bit for
-    // bit. tinyBLAS (used for 2+ tokens) sums in another order; it is faster, and CLLM_FAST_KERNELS=1 keeps it.
-    GGML_LLAMAFILE: process.env.CLLM_FAST_KERNELS === '1' ? 'ON' : 'OFF',
   };
+  // On the CPU, exact Jacobi routes one token through llamafile's tinyBLAS as well (the patch); where the
+  // patch cannot be applied, tinyBLAS goes off, and every width takes ggml's one-token dot products instead.
+  defines.CLLM_CPU_BATCH_INVARIANT = applyBatchInvariantPatch(llamaDir, 'cpu') ? 'ON' : 'OFF';
+  defines.GGML_LLAMAFILE = defines.CLLM_CPU_BATCH_INVARIANT;
   if (gpu === 'cuda') {
-    defines.CLLM_CUDA_BATCH_INVARIANT = applyBatchInvariantPatch(llamaDir) ? 'ON' : 'OFF';
+    defines.CLLM_CUDA_BATCH_INVARIANT = applyBatchInvariantPatch(llamaDir, 'cuda') ? 'ON' : 'OFF';
     // Only the GPUs present: all of ggml's default architectures take hours to compile.
     const architectures = process.env.CMAKE_CUDA_ARCHITECTURES || (backend.native ? 'native' : undefined);
     if (architectures) defines.CMAKE_CUDA_ARCHITECTURES = architectures;
@@ -155,8 +160,8 @@ function cmakeDefines(llamaDir, backend) {
       defines.CMAKE_CXX_FLAGS = `-I${join(cublas.root, 'include')}`;
     }
   }
-  // Whether a block's logits can equal one-token decoding's: on the CPU without tinyBLAS, on CUDA with the patch.
-  const exact = gpu === 'cpu' ? defines.GGML_LLAMAFILE === 'OFF' : defines.CLLM_CUDA_BATCH_INVARIANT === 'ON';
+  // Whether a block's logits can equal one-token decoding's: always on the CPU, on CUDA with its patch.
+  const exact = gpu === 'cpu' || defines.CLLM_CUDA_BATCH_INVARIANT === 'ON';
   defines.CLLM_EXACT_KERNELS = exact ? 'ON' : 'OFF';
   // Extra definitions for llama.cpp's build, "NAME=VALUE" separated by spaces (GGML_CUDA_FA=OFF, say).
   for (const pair of (process.env.CLLM_CMAKE_ARGS ?? '').split(/\s+/).filter(Boolean)) {

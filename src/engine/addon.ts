@@ -80,6 +80,8 @@ export interface BuildInfo {
   devices: { name: string; description: string; gpu: boolean; memoryFree: number; memoryTotal: number }[];
   /** Whether a block's logits can equal one-token decoding's bit for bit (exact contexts). */
   exactKernels: boolean;
+  /** The KV cache of exact contexts: F16 on the CPU, whose patched kernels keep it exact; F32 elsewhere. */
+  exactCacheType: 'f16' | 'f32';
 }
 
 interface Addon {

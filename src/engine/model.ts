@@ -199,11 +199,11 @@ export class Model {
     return context;
   }
 
-  /** Keys and values of every layer, F32 in exact contexts, F16 otherwise. */
+  /** Keys and values of every layer: F16, or F32 in exact contexts where the build needs it. */
   kvCacheBytes(contextSize: number, exact = true): number {
     const { layers, embeddingLength, headCount, headCountKv } = this.info;
     const kvWidth = headCount > 0 ? (embeddingLength * headCountKv) / headCount : embeddingLength;
-    return 2 * layers * contextSize * kvWidth * (exact ? 4 : 2);
+    return 2 * layers * contextSize * kvWidth * (exact && native().buildInfo().exactCacheType === 'f32' ? 4 : 2);
   }
 
   dispose(): void {

@@ -1,0 +1,165 @@
+// The suffix-automaton draft source: the longest earlier suffix and its latest continuation, checked
+// against a brute-force search, and exact decoding with it on the fake model.
+import { describe, expect, it } from 'vitest';
+import { CostModel } from '../src/engine/cost-model.js';
+import { DraftTree } from '../src/engine/draft-tree.js';
+import { generate, generationStats, type GenerateOptions } from '../src/engine/jacobi.js';
+import { Planner } from '../src/engine/planner.js';
+import { Sequence } from '../src/engine/sequence.js';
+import { PromptLookup } from '../src/engine/sources/prompt-lookup.js';
+import type { DraftSource } from '../src/engine/sources/source.js';
+import { SuffixMatch } from '../src/engine/sources/suffix-match.js';
+import { FakeModel } from './fake-model.js';
+
+interface Chain {
+  tokens: number[];
+  keys: string[];
+}
+
+/** The chains a source added under the root, in the order it added them. */
+function propose(source: DraftSource, committed: readonly number[], limit = 63): Chain[] {
+  const tree = new DraftTree(committed[committed.length - 1]);
+  source.propose(tree, committed, () => 0.5, limit);
+  const chains: Chain[] = [];
+  const chainOf = new Map<number, Chain>();
+  tree.nodes.forEach((node, i) => {
+    if (i === 0) return;
+    let chain = chainOf.get(node.parent);
+    if (!chain) chains.push((chain = { tokens: [], keys: [] }));
+    chain.tokens.push(node.token);
+    chain.keys.push(...node.keys);
+    chainOf.set(i, chain);
+  });
+  return chains;
+}
+
+/** For each match length, the start of what followed its latest earlier occurrence (-1: none). */
+function bruteForce(text: readonly number[]): number[] {
+  const end = text.length;
+  const latest = new Array<number>(end).fill(-1);
+  for (let e = 1; e < end; e++) {
+    let n = 0;
+    while (n < e && text[e - 1 - n] === text[end - 1 - n]) n++;
+    for (let m = 1; m <= n; m++) latest[m] = e;
+  }
+  return latest;
+}
+
+const bucket = (n: number) => (n >= 16 ? '16+' : n >= 8 ? '8-15' : n >= 4 ? '4-7' : String(n));
+
+describe('suffix matching', () => {
+  it('proposes what followed an earlier occurrence of the suffix', () => {
+    expect(propose(new SuffixMatch(), [1, 2, 3, 9, 1, 2, 3])).toEqual([
+      { tokens: [9, 1, 2, 3], keys: ['suffix3p', 'suffix3p+', 'suffix3p+', 'suffix3p+'] },
+    ]);
+  });
+
+  it('follows the longest match first, where the last 3-gram went elsewhere, then the shorter one', () => {
+    const text = [5, 6, 7, 8, 9, 40, 7, 8, 9, 41, 5, 6, 7, 8, 9];
+    expect(propose(new PromptLookup(), text)[0].tokens[0]).toBe(41);
+    const [longest, shorter, ...rest] = propose(new SuffixMatch(), text);
+    expect(longest.tokens).toEqual(text.slice(5));
+    expect(longest.keys.slice(0, 2)).toEqual(['suffix4-7p', 'suffix4-7p+']);
+    expect(shorter.tokens).toEqual(text.slice(9));
+    expect(shorter.keys[0]).toBe('suffix3p');
+    expect(rest).toEqual([]);
+  });
+
+  it('follows the latest occurrence', () => {
+    expect(propose(new SuffixMatch(), [1, 2, 7, 1, 2, 8, 1, 2])[0].tokens).toEqual([8, 1, 2]);
+  });
+
+  it('proposes nothing for a suffix that occurs only at the end', () => {
+    expect(propose(new SuffixMatch(), [1, 2, 3, 4])).toEqual([]);
+    expect(propose(new SuffixMatch(), [1, 2, 3, 1, 2, 4])).toEqual([]);
+    expect(propose(new SuffixMatch(), [7])).toEqual([]);
+  });
+
+  it('keeps within the limit and the longest guess', () => {
+    const text = [1, 2, 3, 9, 1, 2, 3, 4, 5, 1, 2, 3];
+    expect(propose(new SuffixMatch(), text, 2).flatMap((c) => c.tokens)).toEqual([4, 5]);
+    expect(propose(new SuffixMatch(3), text)[0].tokens).toEqual([4, 5, 1]);
+    expect(propose(new SuffixMatch(), text, 0)).toEqual([]);
+  });
+
+  it('tells matches in the prompt from matches in the text generated after it', () => {
+    const source = new SuffixMatch();
+    expect(propose(source, [1, 2, 3, 4, 5])).toEqual([]);
+    expect(propose(source, [1, 2, 3, 4, 5, 7, 8, 9, 7, 8])).toEqual([
+      { tokens: [9, 7, 8], keys: ['suffix2', 'suffix2+', 'suffix2+'] },
+    ]);
+    expect(propose(source, [1, 2, 3, 4, 5, 7, 8, 9, 7, 8, 3])).toEqual([
+      { tokens: [4, 5, 7, 8, 9, 7, 8, 3], keys: ['suffix1p', ...new Array(7).fill('suffix1p+')] },
+    ]);
+  });
+
+  it('starts over on a different text', () => {
+    const source = new SuffixMatch();
+    expect(propose(source, [1, 2, 3, 1, 2])[0].tokens).toEqual([3, 1, 2]);
+    expect(propose(source, [7, 8, 7, 8, 1, 2])).toEqual([]); // same length as indexed, another last token
+    expect(propose(source, [4, 5, 4])).toEqual([{ tokens: [5, 4], keys: ['suffix1p', 'suffix1p+'] }]); // shorter
+  });
+
+  it('grown token by token, proposes what a search from scratch finds', () => {
+    let seed = 7;
+    const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 16) % 3;
+    // Few distinct tokens, far apart ids, and stretches that copy earlier text: long and short matches.
+    const text: number[] = [];
+    while (text.length < 400) {
+      if (random() === 0 && text.length > 20) {
+        const from = (seed >>> 3) % (text.length - 10);
+        text.push(...text.slice(from, from + 5 + (seed % 20)));
+      } else text.push([3, 150_000, 77][random()]);
+    }
+    const grown = new SuffixMatch(8);
+    for (let end = 1; end <= text.length; end += 1 + (end % 3)) {
+      const committed = text.slice(0, end);
+      const chains = propose(grown, committed);
+      // From scratch, all of it is the prompt.
+      const generated = (c: Chain) => ({ ...c, keys: c.keys.map((k) => k.replace('p', '')) });
+      expect(chains.map(generated)).toEqual(propose(new SuffixMatch(8), committed).map(generated));
+      const latest = bruteForce(committed);
+      let longest = latest.length - 1;
+      while (longest >= 0 && latest[longest] < 0) longest--;
+      if (longest <= 0) {
+        expect(chains).toEqual([]);
+        continue;
+      }
+      expect(chains[0].tokens).toEqual(committed.slice(latest[longest], latest[longest] + 8));
+      // Every chain continues the latest occurrence of a suffix whose length its key tells, and each starts differently.
+      for (const { tokens, keys } of chains) {
+        const lengths = latest.map((at, n) => (at >= 0 && committed.slice(at, at + 8).join() === tokens.join() ? n : 0));
+        expect(lengths.some((n) => n > 0 && keys[0].replace('p', '') === `suffix${bucket(n)}`)).toBe(true);
+      }
+      expect(new Set(chains.map((c) => c.tokens[0])).size).toBe(chains.length);
+    }
+  });
+});
+
+describe('--decoder auto with suffix matching alone', () => {
+  const periodic = (prefix: readonly number[]) => 1 + ((prefix[prefix.length - 1] * 7 + 3) % 13);
+  const chaotic = (prefix: readonly number[]) => {
+    let h = 2166136261;
+    for (const t of prefix) h = Math.imul(h ^ t, 16777619);
+    return 1 + ((h >>> 0) % 50);
+  };
+  const flat = () => new CostModel([[1, 1], [64, 1]], 0);
+
+  async function run(model: FakeModel, prompt: number[], options: Partial<GenerateOptions>) {
+    const sequence = new Sequence(model);
+    const prefillMs = await sequence.append(prompt);
+    const result = await generate(sequence, { maxTokens: 120, ...options });
+    expect(model.cache).toEqual(sequence.tokens.slice(0, sequence.cached));
+    expect(result.tokens).toEqual(model.greedy(prompt, 120));
+    return generationStats(result, { decoder: 'auto', promptTokens: prompt.length, prefillMs });
+  }
+
+  it('matches greedy decoding and accepts its guesses where the text repeats', async () => {
+    for (const prompt of [[4, 5, 6], [1, 2, 3, 1, 2, 3]]) {
+      const stats = await run(new FakeModel(periodic), prompt, { drafter: new Planner(flat(), [new SuffixMatch()]) });
+      expect(stats.sources.suffix).toBeGreaterThan(0);
+      expect(stats.tokensPerStep).toBeGreaterThanOrEqual(3);
+    }
+    await run(new FakeModel(chaotic), [1, 2, 3], { drafter: new Planner(flat(), [new SuffixMatch()]) });
+  });
+});
