@@ -1,7 +1,6 @@
 // Where the time of a plain decoding step goes, layer by layer, against llama.cpp's own llama-bench on the
 // same build, model and threads. Each layer generates the same tokens one by one from the same prompt:
-//   decodeNow      the addon's pass on the calling thread (llama_decode, the argmax, the N-API crossing;
-//                  at 1 thread only, as cllm does)
+//   decodeNow      the addon's pass on the calling thread (llama_decode, the argmax, the N-API crossing)
 //   decode         the same pass on the context's own thread, awaited (adds the hand-over and back)
 //   Context        cllm's evaluator (what the decoders call: it picks one of the two above)
 //   generate ar    the whole decoding loop of `cllm run --decoder ar`
@@ -32,6 +31,14 @@ const tokens = Number(args.tokens);
 const rounds = Number(args.rounds);
 const exact = !args['fast-kernels'];
 
+// llama-bench runs before the model loads and after it is freed: a context's CPU workers poll for new
+// work a while after each pass, and would take a core from it.
+function llamaBench(): number | undefined {
+  if (!args['llama-bench']) return undefined;
+  const out = execFileSync(args['llama-bench'], ['-m', args.model!, '-t', String(threads), '-p', '0', '-n', String(tokens), '-r', '5', '-o', 'json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  return JSON.parse(out).find((r: { n_gen: number }) => r.n_gen > 0).avg_ts;
+}
+const before = llamaBench();
 const model = await Model.load(args.model);
 const context = model.createContext({ contextSize: 512, threads, exact });
 // The raw addon context under cllm's Context: the first two layers call it directly.
@@ -53,9 +60,7 @@ async function rawLoop(step: (token: Int32Array, position: number) => Promise<{ 
   return { ms: performance.now() - t0, forward };
 }
 const layers: [string, Layer][] = [
-  // With OpenMP, every thread that leads a multi-threaded pass keeps a team of its own, and two teams on
-  // the same cores slow every pass down (2x to 3x measured on 2 cores): the calling thread only at 1 thread.
-  ...(threads === 1 ? ([['decodeNow', () => rawLoop(async (t, p) => raw.decodeNow(t, p, { outputs: 'argmax' }))]] as [string, Layer][]) : []),
+  ['decodeNow', () => rawLoop(async (t, p) => raw.decodeNow(t, p, { outputs: 'argmax' }))],
   ['decode', () => rawLoop((t, p) => raw.decode(t, p, { outputs: 'argmax' }))],
   ['Context', () => rawLoop((t, p) => context.decode(t, p).then((r) => ({ argmax: r.argmax, decodeMs: r.decodeMs ?? 0 })))],
   [
@@ -70,14 +75,8 @@ const layers: [string, Layer][] = [
   ],
 ];
 
-function llamaBench(): number | undefined {
-  if (!args['llama-bench']) return undefined;
-  const out = execFileSync(args['llama-bench'], ['-m', args.model!, '-t', String(threads), '-p', '0', '-n', String(tokens), '-r', '5', '-o', 'json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  return JSON.parse(out).find((r: { n_gen: number }) => r.n_gen > 0).avg_ts;
-}
 
 await context.prefill(prompt.slice(0, -1), 0);
-const before = llamaBench();
 const samples = new Map(layers.map(([name]) => [name, { ms: [] as number[], forward: [] as number[] }]));
 for (let round = -2; round < rounds; round++) {
   for (const [name, layer] of layers) {
@@ -87,8 +86,8 @@ for (let round = -2; round < rounds; round++) {
     samples.get(name)!.forward.push(forward / tokens);
   }
 }
-const after = llamaBench();
 model.dispose();
+const after = llamaBench();
 
 const build = native().buildInfo();
 const tg = before && after ? (before + after) / 2 : undefined;

@@ -107,6 +107,7 @@ class Context : public Napi::ObjectWrap<Context> {
     void free();
 
     llama_context * ctx_ = nullptr;
+    ggml_threadpool * threadpool_ = nullptr;
     llama_batch batch_{};
     int32_t nBatch_ = 0;
     bool treeInCache_ = false;  // branch cells of the last tree are still cached until the next rollback

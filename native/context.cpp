@@ -9,9 +9,7 @@
 
 #include "addon.h"
 
-#ifdef CLLM_CPU_BATCH_INVARIANT
-#include "ggml-cpu.h"  // ggml_cpu_set_batch_invariant, added by native/patches/ggml-cpu-batch-invariant.patch
-#endif
+#include "ggml-cpu.h"  // threadpools; ggml_cpu_set_batch_invariant, added by native/patches/ggml-cpu-batch-invariant.patch
 
 #ifdef CLLM_CUDA_BATCH_INVARIANT
 // Added to ggml-cuda by native/patches/ggml-cuda-batch-invariant.patch.
@@ -157,6 +155,12 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
         std::string why = threadErrors();
         throw Napi::Error::New(env, "could not create a context" + (why.empty() ? std::string() : ": " + why));
     }
+    // The context's own pool of CPU threads: whichever thread calls llama_decode (the JavaScript thread for
+    // short passes, the context's thread for long ones) leads the same workers. OpenMP would give each
+    // calling thread a team of its own, and two teams on the same cores slow every pass 2x to 3x.
+    ggml_threadpool_params pool = ggml_threadpool_params_default(params.n_threads);
+    threadpool_ = ggml_threadpool_new(&pool);
+    llama_attach_threadpool(ctx_, threadpool_, threadpool_);
     batch_ = llama_batch_init(params.n_batch, 0, kMaxTreeSequences);
     sampler_ = Sampler(llama_vocab_n_tokens(model_->vocab()));
     nBatch_ = params.n_batch;
@@ -181,6 +185,8 @@ void Context::free() {
     llama_batch_free(batch_);
     llama_free(ctx_);
     ctx_ = nullptr;
+    ggml_threadpool_free(threadpool_);
+    threadpool_ = nullptr;
     model_->release();
     modelRef_.Reset();
 }

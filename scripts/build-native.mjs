@@ -139,6 +139,9 @@ function cmakeDefines(llamaDir, backend) {
     GGML_METAL: gpu === 'metal' ? 'ON' : 'OFF',
     // llama.cpp's RPC backend: --rpc spreads a model over ggml-rpc-server processes on other machines.
     GGML_RPC: 'ON',
+    // ggml's own thread pools instead of OpenMP: a context attaches one, and passes from the JavaScript
+    // thread and from the context's thread share its workers (see native/context.cpp).
+    GGML_OPENMP: 'OFF',
   };
   // On the CPU, exact Jacobi routes one token through llamafile's tinyBLAS as well (the patch); where the
   // patch cannot be applied, tinyBLAS goes off, and every width takes ggml's one-token dot products instead.

@@ -16,12 +16,12 @@ export interface DecodeResult {
 }
 
 /**
- * Where a one-token pass takes less than this and uses one thread, a context runs its passes on the
- * JavaScript thread: handing a pass to the context's thread and the result back costs tens of
- * microseconds, as much as a whole pass of a small model. With more threads, passes stay on the context's
- * thread: an OpenMP team led by Node's main thread ran 2x to 10x slower (measured on 2 cores).
+ * Where a one-token pass takes less than this, a context runs its passes of up to INLINE_TOKENS tokens on
+ * the JavaScript thread: handing a pass to the context's thread and the result back costs 30 to 60
+ * microseconds, 5% to 10% of a pass of a small model. Both threads lead the same pool of CPU workers.
  */
 const INLINE_BELOW_MS = 8;
+const INLINE_TOKENS = 64;
 /** The error of a pass that Ctrl-C stopped half way (native().setInterrupted). */
 export const INTERRUPTED = 'interrupted';
 /** Inline passes block the event loop; it gets a turn this often, for Ctrl-C and output to pipes. */
@@ -105,7 +105,7 @@ export class Context implements Evaluator {
     try {
       if (options.outputs === 'none') return await this.context.decode(block, start, options);
       let result;
-      if (!this.inline || this.threads > 1) {
+      if (!this.inline || block.length > INLINE_TOKENS) {
         result = await this.context.decode(block, start, options);
         if (block.length === 1) this.inline ??= result.decodeMs < INLINE_BELOW_MS;
       } else {
