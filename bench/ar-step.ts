@@ -35,7 +35,9 @@ const exact = !args['fast-kernels'];
 // work a while after each pass, and would take a core from it.
 function llamaBench(): number | undefined {
   if (!args['llama-bench']) return undefined;
-  const out = execFileSync(args['llama-bench'], ['-m', args.model!, '-t', String(threads), '-p', '0', '-n', String(tokens), '-r', '5', '-o', 'json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  // A llama-bench built from cllm's patched source runs llama.cpp's own kernels with the switch off.
+  const env = { ...process.env, GGML_CPU_BATCH_INVARIANT: '0' };
+  const out = execFileSync(args['llama-bench'], ['-m', args.model!, '-t', String(threads), '-p', '0', '-n', String(tokens), '-r', '5', '-o', 'json'], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'ignore'] });
   return JSON.parse(out).find((r: { n_gen: number }) => r.n_gen > 0).avg_ts;
 }
 const before = llamaBench();

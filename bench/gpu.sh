@@ -65,10 +65,10 @@ step 100 cllm_bench exact-f16 "$F16" --decoders ar,auto,jacobi --block $BLOCKS
 step 60 cllm_bench fast-f16 "$F16" --decoders ar,auto,jacobi --block $BLOCKS --fast-kernels
 step 30 block_cost block-cost-exact-f16 "$F16"
 step 30 block_cost block-cost-fast-f16 "$F16" --fast-kernels
-step 20 build/bin/llama-bench -m "$F16" -p 0 -n "$TOKENS" -r 5 -o md > "$OUT/llama-bench-f16.txt" 2>&1
+step 20 env GGML_CPU_BATCH_INVARIANT=0 build/bin/llama-bench -m "$F16" -p 0 -n "$TOKENS" -r 5 -o md > "$OUT/llama-bench-f16.txt" 2>&1
 step 90 cllm_bench exact-q8 "$Q8" --decoders ar,jacobi --block $BLOCKS
 step 40 cllm_bench fast-q8 "$Q8" --decoders ar,jacobi --block $BLOCKS --fast-kernels
-step 20 build/bin/llama-bench -m "$Q8" -p 0 -n "$TOKENS" -r 5 -o md > "$OUT/llama-bench-q8.txt" 2>&1
+step 20 env GGML_CPU_BATCH_INVARIANT=0 build/bin/llama-bench -m "$Q8" -p 0 -n "$TOKENS" -r 5 -o md > "$OUT/llama-bench-q8.txt" 2>&1
 step 40 block_cost block-cost-exact-q8 "$Q8"
 step 30 cllm_bench exact-sampled-f16 "$F16" --decoders ar,jacobi --block 4,16 --temp 0.8 --seed 1
 step 40 env GGML_CUDA_DISABLE_FUSION=0 bash -c 'cllm_bench exact-fused-f16 "$0" --decoders ar,jacobi --block 4,16' "$F16"

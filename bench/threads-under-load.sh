@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# How much AR decoding slows down when another process competes for the CPU, for several thread counts and
-# OpenMP wait settings, side by side. The addon's llama.cpp is built with OpenMP (libgomp): with more than one
-# thread, every op of the forward pass (about 300 for pycoder-16m) ends at a barrier, where libgomp's waiting
-# thread spins (GOMP_SPINCOUNT, 300000 pauses by default: several ms) before it sleeps, even while the thread
-# it waits for is descheduled. On an idle machine spinning is the fastest; beside a busy loop, 2 threads fall
-# far below 1 thread. Every variant runs `cllm run --decoder ar --json` REPEAT times, interleaved, first on
-# the idle machine, then beside each number of busy loops in BUSY (`sh` loops, killed on exit); the table
-# holds median tok/s and the ratio to the 1-thread idle figure. Run it on an otherwise idle machine (it warns
-# when it is not): the spread between runs under load is large, so read the ratios, not the last digit.
+# How much AR decoding slows down when another process competes for the CPU, for several thread counts,
+# side by side. With more than one thread, every op of the forward pass (about 300 for pycoder-16m) ends at a
+# barrier, where ggml's waiting workers spin, even while the thread they wait for is descheduled. On an idle
+# machine spinning is the fastest; beside a busy loop, 2 threads fall far below 1 thread. Every variant runs
+# `cllm run --decoder ar --json` REPEAT times, interleaved, first on the idle machine, then beside each
+# number of busy loops in BUSY (`sh` loops, killed on exit); the table holds median tok/s and the ratio to
+# the 1-thread idle figure. Run it on an otherwise idle machine (it warns when it is not): the spread between
+# runs under load is large, so read the ratios, not the last digit.
 # Usage: bench/threads-under-load.sh [MODEL] (env: TOKENS=128, REPEAT=3, BUSY="1" (e.g. "1 2"),
 #        PROMPT="def fib(n):", TIMEOUT=300 seconds a run, CLLM_BIN=bin/cllm.js)
 set -euo pipefail
@@ -27,8 +26,6 @@ variants=(
   "1 thread|1|"
   "$cores threads, fixed|$cores|"
   "default (adaptive, up to $cores)||"
-  "$cores threads, OMP_WAIT_POLICY=passive|$cores|OMP_WAIT_POLICY=passive"
-  "$cores threads, GOMP_SPINCOUNT=10000|$cores|GOMP_SPINCOUNT=10000"
 )
 
 [ -f "$model" ] || { echo "no model at $model" >&2; exit 2; }

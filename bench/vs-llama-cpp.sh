@@ -19,6 +19,9 @@ build=$llama/build-tools
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
+# The tools build from the same source as cllm, which carries cllm's batch-invariance patch (see README,
+# *Exactness*): off for them, so that they run llama.cpp's own kernels.
+export GGML_CPU_BATCH_INVARIANT=0
 tools=(llama-bench llama-lookup llama-lookahead)
 if ! for t in "${tools[@]}"; do [ -x "$build/bin/$t" ] || exit 1; done; then
   echo "building ${tools[*]} in $build ..." >&2

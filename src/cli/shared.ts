@@ -71,7 +71,7 @@ export function aliasOption(command: Command, flags: string, target: string, par
 }
 
 export const FAST_KERNELS_HELP =
-  "llama.cpp's fastest settings: F16 KV cache, flash attention and, on CUDA, its batched kernels; " +
+  "llama.cpp's own kernel choices (on CUDA its batched kernels, an F16 cache and flash attention); " +
   'Jacobi output may then differ from plain decoding at near-ties (--verify and bench count how often)';
 
 /** --rpc's value: host:port endpoints, comma-separated, as llama.cpp's tools take them. */

@@ -9,8 +9,8 @@ import { drawFromText } from './draft.js';
 import { DraftTree } from './draft-tree.js';
 import { JacobiTail } from './sources/jacobi-tail.js';
 import { NgramPool } from './sources/ngram-pool.js';
-import { PromptLookup } from './sources/prompt-lookup.js';
 import type { Drafter, DraftSource, ScoredPass } from './sources/source.js';
+import { SuffixMatch } from './sources/suffix-match.js';
 import { TokenRecycling } from './sources/token-recycling.js';
 
 /** The most guesses one pass scores: a tree needs one sequence per leaf, and the addon allows 64. */
@@ -48,7 +48,7 @@ export class Planner implements Drafter {
 
   constructor(
     readonly cost: CostModel,
-    readonly sources: DraftSource[] = [new JacobiTail(drawFromText(), 16), new PromptLookup(), new NgramPool(), new TokenRecycling()],
+    readonly sources: DraftSource[] = [new JacobiTail(drawFromText(), 16), new SuffixMatch(), new NgramPool(), new TokenRecycling()],
     private readonly largestDraft = LARGEST_DRAFT,
   ) {
     this.topK = Math.max(0, ...sources.map((s) => (s instanceof TokenRecycling ? s.k : 0)));
