@@ -14,7 +14,6 @@ import { STORY_OPENERS } from '../src/engine/prompts.js';
 import { Sequence } from '../src/engine/sequence.js';
 import { JacobiTail } from '../src/engine/sources/jacobi-tail.js';
 import { NgramPool } from '../src/engine/sources/ngram-pool.js';
-import { PromptLookup } from '../src/engine/sources/prompt-lookup.js';
 import { SuffixMatch } from '../src/engine/sources/suffix-match.js';
 import { TokenRecycling } from '../src/engine/sources/token-recycling.js';
 
@@ -42,8 +41,6 @@ const variants: [string, () => Partial<GenerateOptions>][] = [
   ['ar', () => ({ decoder: 'ar' })],
   ['auto (every source)', () => ({ drafter: new Planner(cost) })],
   ['jacobi tail', () => ({ drafter: new Planner(cost, [new JacobiTail(drawFromText(), 16)]) })],
-  ['auto, prompt lookup instead of suffix match', () => ({ drafter: new Planner(cost, [new JacobiTail(drawFromText(), 16), new PromptLookup(), new NgramPool(), new TokenRecycling()]) })],
-  ['prompt lookup', () => ({ drafter: new Planner(cost, [new PromptLookup()]) })],
   ['suffix match', () => ({ drafter: new Planner(cost, [new SuffixMatch()]) })],
   ['n-gram pool (with the tail that fills it)', () => ({ drafter: new Planner(cost, [new NgramPool(), new JacobiTail(drawFromText(), 16)]) })],
   ['token recycling', () => ({ drafter: new Planner(cost, [new TokenRecycling()]) })],

@@ -14,7 +14,7 @@ import { STORY_OPENERS } from '../src/engine/prompts.js';
 import { Sequence } from '../src/engine/sequence.js';
 import { JacobiTail } from '../src/engine/sources/jacobi-tail.js';
 import { NgramPool } from '../src/engine/sources/ngram-pool.js';
-import { PromptLookup } from '../src/engine/sources/prompt-lookup.js';
+import { SuffixMatch } from '../src/engine/sources/suffix-match.js';
 import { TokenRecycling } from '../src/engine/sources/token-recycling.js';
 import { codePrompts, fixtureModel, havePycoder, haveStories, pycoderModel, storiesModel } from './models.js';
 
@@ -82,7 +82,7 @@ const drafters: [string, () => Partial<GenerateOptions>][] = [
   ['auto', () => ({ decoder: 'auto' })],
   ['all sources, wide trees', () => ({ drafter: new Planner(nearlyFree(), undefined, 24) })],
   ['jacobi tail', () => ({ drafter: new Planner(nearlyFree(), [new JacobiTail(drawFromText(), 15)], 24) })],
-  ['prompt lookup', () => ({ drafter: new Planner(nearlyFree(), [new PromptLookup()], 24) })],
+  ['suffix matching', () => ({ drafter: new Planner(nearlyFree(), [new SuffixMatch()], 24) })],
   ['n-gram pool', () => ({ drafter: new Planner(nearlyFree(), [new NgramPool(), new JacobiTail(drawFromText(), 7)], 24) })],
   ['token recycling', () => ({ drafter: new Planner(nearlyFree(), [new TokenRecycling()], 24) })],
 ];

@@ -10,7 +10,6 @@ import { Planner } from '../src/engine/planner.js';
 import { Sequence } from '../src/engine/sequence.js';
 import { JacobiTail } from '../src/engine/sources/jacobi-tail.js';
 import { NgramPool } from '../src/engine/sources/ngram-pool.js';
-import { PromptLookup } from '../src/engine/sources/prompt-lookup.js';
 import type { DraftSource } from '../src/engine/sources/source.js';
 import { TokenRecycling } from '../src/engine/sources/token-recycling.js';
 import { EOS, FakeModel } from './fake-model.js';
@@ -208,7 +207,6 @@ describe('--decoder auto on a fake model', () => {
   });
 
   const alone: [string, () => DraftSource, typeof periodic, number][] = [
-    ['prompt lookup', () => new PromptLookup(), periodic, 3],
     ['token recycling', () => new TokenRecycling(), periodic, 3],
     ['the Jacobi tail', () => new JacobiTail(drawFromText(), 8), mostlyPositional, 1.5],
   ];

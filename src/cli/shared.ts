@@ -313,7 +313,7 @@ export function humanBytes(n: number): string {
   return `${i === 0 ? n : n.toFixed(2)} ${units[i]}`;
 }
 
-/** "model 60%, ngram 31%, recycle 9%": where generated tokens came from, out of `total`. */
+/** "model 60%, suffix 31%, recycle 9%": where generated tokens came from, out of `total`. */
 export function originShares(counts: Record<string, number>, total: number): string {
   return Object.entries(counts)
     .sort((a, b) => b[1] - a[1])

@@ -7,7 +7,7 @@ export interface DraftNode {
   parent: number;
   /** Estimated probability that the model's greedy choice after the parent is this token. */
   p: number;
-  /** The rate keys of the sources that proposed it (such as "ngram3"), to learn their acceptance. */
+  /** The rate keys of the sources that proposed it (such as "suffix4-7p"), to learn their acceptance. */
   keys: string[];
   /** The source credited when the token is accepted: the first to propose it. */
   source: string;

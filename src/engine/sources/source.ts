@@ -22,7 +22,7 @@ export type Rate = (key: string) => number;
 /** A source of free guesses: cheap to compute, verified by the model like any other draft. */
 export interface DraftSource {
   readonly name: string;
-  /** Adds this source's guesses below the tree's root (the pending token), at most `limit` of them. */
+  /** Adds this source's guesses below the tree's root (the pending token), no path longer than `limit`: the planner picks which to score. */
   propose(tree: DraftTree, committed: readonly number[], rate: Rate, limit: number): void;
   /** Learns from a forward pass. */
   observe(pass: ScoredPass): void;

@@ -34,16 +34,17 @@ export class SuffixMatch implements DraftSource {
   propose(tree: DraftTree, committed: readonly number[], rate: Rate, limit: number): void {
     this.index(committed);
     const end = committed.length;
-    let budget = limit;
-    const firsts = new Set<number>();
+    if (limit <= 0) return;
+    const proposed = new Set<string>();
     // The last state ends only at the end; its link is the longest suffix that also ended before.
     let state = this.link[this.last];
-    for (let hop = 0; hop <= this.alternatives && state > 0 && budget > 0; hop++, state = this.link[state]) {
+    for (let hop = 0; hop <= this.alternatives && state > 0; hop++, state = this.link[state]) {
+      // A shorter suffix that occurred later may go on like the longer one for a few tokens and part
+      // further on: the tree merges what the chains have in common.
       const at = this.before[state] + 1;
-      if (firsts.has(committed[at])) continue;
-      firsts.add(committed[at]);
-      const guess = committed.slice(at, Math.min(end, at + Math.min(budget, this.longestGuess)));
-      budget -= guess.length;
+      const guess = committed.slice(at, Math.min(end, at + Math.min(limit, this.longestGuess)));
+      if (proposed.has(guess.join())) continue;
+      proposed.add(guess.join());
       const key = `suffix${bucket(this.longest[state])}${at <= this.promptLength ? 'p' : ''}`;
       // Once a copy has started right, it tends to go on: the rest of the chain has a rate of its own.
       tree.addChain(0, guess, (depth) => (depth ? `${key}+` : key), rate, this.name);
