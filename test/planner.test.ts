@@ -11,6 +11,7 @@ import { Sequence } from '../src/engine/sequence.js';
 import { JacobiTail } from '../src/engine/sources/jacobi-tail.js';
 import { NgramPool } from '../src/engine/sources/ngram-pool.js';
 import type { DraftSource } from '../src/engine/sources/source.js';
+import { SuffixMatch } from '../src/engine/sources/suffix-match.js';
 import { TokenRecycling } from '../src/engine/sources/token-recycling.js';
 import { EOS, FakeModel } from './fake-model.js';
 
@@ -207,6 +208,7 @@ describe('--decoder auto on a fake model', () => {
   });
 
   const alone: [string, () => DraftSource, typeof periodic, number][] = [
+    ['suffix matching', () => new SuffixMatch(), periodic, 1.5],
     ['token recycling', () => new TokenRecycling(), periodic, 3],
     ['the Jacobi tail', () => new JacobiTail(drawFromText(), 8), mostlyPositional, 1.5],
   ];

@@ -1,14 +1,9 @@
 // The suffix-automaton draft source: the longest earlier suffix and its latest continuation, checked
-// against a brute-force search, and exact decoding with it on the fake model.
+// against a brute-force search (decoding with it: test/planner.test.ts).
 import { describe, expect, it } from 'vitest';
-import { CostModel } from '../src/engine/cost-model.js';
 import { DraftTree } from '../src/engine/draft-tree.js';
-import { generate, generationStats, type GenerateOptions } from '../src/engine/jacobi.js';
-import { Planner } from '../src/engine/planner.js';
-import { Sequence } from '../src/engine/sequence.js';
 import type { DraftSource } from '../src/engine/sources/source.js';
 import { SuffixMatch } from '../src/engine/sources/suffix-match.js';
-import { FakeModel } from './fake-model.js';
 
 interface Chain {
   tokens: number[];
@@ -131,31 +126,3 @@ describe('suffix matching', () => {
   });
 });
 
-describe('--decoder auto with suffix matching alone', () => {
-  const periodic = (prefix: readonly number[]) => 1 + ((prefix[prefix.length - 1] * 7 + 3) % 13);
-  const chaotic = (prefix: readonly number[]) => {
-    let h = 2166136261;
-    for (const t of prefix) h = Math.imul(h ^ t, 16777619);
-    return 1 + ((h >>> 0) % 50);
-  };
-  const flat = () => new CostModel([[1, 1], [64, 1]], 0);
-
-  async function run(model: FakeModel, prompt: number[], options: Partial<GenerateOptions>) {
-    const sequence = new Sequence(model);
-    const prefillMs = await sequence.append(prompt);
-    const result = await generate(sequence, { maxTokens: 120, ...options });
-    expect(model.cache).toEqual(sequence.tokens.slice(0, sequence.cached));
-    expect(result.tokens).toEqual(model.greedy(prompt, 120));
-    return generationStats(result, { decoder: 'auto', promptTokens: prompt.length, prefillMs });
-  }
-
-  it('matches greedy decoding and accepts its guesses where the text repeats', async () => {
-    for (const prompt of [[4, 5, 6], [1, 2, 3, 1, 2, 3]]) {
-      const stats = await run(new FakeModel(periodic), prompt, { drafter: new Planner(flat(), [new SuffixMatch()]) });
-      expect(stats.sources.suffix).toBeGreaterThan(0);
-      // Not more: the planner pauses drafting for as long as drafting took, and a cold start takes long.
-      expect(stats.tokensPerStep).toBeGreaterThanOrEqual(1.5);
-    }
-    await run(new FakeModel(chaotic), [1, 2, 3], { drafter: new Planner(flat(), [new SuffixMatch()]) });
-  });
-});
