@@ -21,7 +21,7 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
   },
 });
-const BLOCKS = [1, 2, 3, 4, 6, 8, 16, 32, 64];
+const BLOCKS = [1, 2, 3, 4, 6, 8, 12, 16, 32, 64];
 const BURST = 10;
 const PROMPT_TOKENS = 64;
 const threads = Number(args.threads);
