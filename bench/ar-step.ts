@@ -77,7 +77,6 @@ const layers: [string, Layer][] = [
   ],
 ];
 
-
 await context.prefill(prompt.slice(0, -1), 0);
 const samples = new Map(layers.map(([name]) => [name, { ms: [] as number[], forward: [] as number[] }]));
 for (let round = -2; round < rounds; round++) {

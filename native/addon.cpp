@@ -55,12 +55,7 @@ static Napi::Value BuildInfo(const Napi::CallbackInfo & info) {
 #else
     out.Set("exactKernels", false);
 #endif
-    // The KV cache of exact contexts (context.cpp): llama.cpp's F16 where the patched CPU kernels make it exact.
-#ifdef CLLM_CPU_BATCH_INVARIANT
-    out.Set("exactCacheType", std::string(CLLM_BACKEND) == "cpu" ? "f16" : "f32");
-#else
-    out.Set("exactCacheType", "f32");
-#endif
+    out.Set("exactCacheType", exactKeepsDefaultCache() ? "f16" : "f32");
     return out;
 }
 

@@ -27,6 +27,9 @@ std::string threadErrors();
 
 // Set by Ctrl-C: a model load stops at its next progress report, a forward pass inside its graph.
 bool interruptRequested();
+
+// Whether exact contexts keep llama.cpp's default KV cache (F16, flash attention) rather than F32 without it.
+bool exactKeepsDefaultCache();
 void exportGuard(Napi::Env env, Napi::Object exports);
 
 class Model : public Napi::ObjectWrap<Model> {

@@ -79,6 +79,18 @@ float logProbability(const float * logits, int32_t nVocab, llama_token target) {
 
 }  // namespace
 
+// The patched ggml-cpu keeps every width of a pass on kernels whose summation order does not depend on it
+// (llamafile's tinyBLAS, in-order flash attention), so llama.cpp's defaults are exact on the CPU, and
+// fastest. Elsewhere F16 rounding and the attention kernels chosen by width differ between a block and one
+// token at a time by about 1e-3 in the logits, enough to flip near-ties between Jacobi and greedy decoding.
+bool exactKeepsDefaultCache() {
+#ifdef CLLM_CPU_BATCH_INVARIANT
+    return std::string(CLLM_BACKEND) == "cpu";
+#else
+    return false;
+#endif
+}
+
 Napi::Function Context::Define(Napi::Env env) {
     return DefineClass(env, "Context",
                        {
@@ -119,19 +131,10 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
     params.abort_callback = [](void *) { return interruptRequested(); };
     const bool exact = options.Get("exact").ToBoolean().Value();
 #ifdef CLLM_CPU_BATCH_INVARIANT
-    // The CPU's fast kernels (llamafile's tinyBLAS, split and tiled flash attention) are chosen by the width
-    // of a pass; the patched ggml-cpu keeps every width on kernels whose summation order does not depend on
-    // it. With it, llama.cpp's defaults (an F16 cache, flash attention) are exact on the CPU, and fastest.
-    // The switch is process-wide: the last context created decides.
+    // Process-wide: the last context created decides.
     ggml_cpu_set_batch_invariant(exact);
-    const bool exactDefaults = std::string(CLLM_BACKEND) == "cpu";
-#else
-    const bool exactDefaults = false;
 #endif
-    // Elsewhere, exact mode takes an F32 cache without flash attention: F16 rounding and the attention
-    // kernels chosen by width differ between a block and one token at a time by about 1e-3 in the logits,
-    // enough to flip near-ties between Jacobi and greedy decoding.
-    if (exact && !exactDefaults) {
+    if (exact && !exactKeepsDefaultCache()) {
         params.type_k = params.type_v = GGML_TYPE_F32;
         params.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     }

@@ -43,8 +43,9 @@ export class SuffixMatch implements DraftSource {
       // further on: the tree merges what the chains have in common.
       const at = this.before[state] + 1;
       const guess = committed.slice(at, Math.min(end, at + Math.min(limit, this.longestGuess)));
-      if (proposed.has(guess.join())) continue;
-      proposed.add(guess.join());
+      const text = guess.join();
+      if (proposed.has(text)) continue;
+      proposed.add(text);
       const key = `suffix${bucket(this.longest[state])}${at <= this.promptLength ? 'p' : ''}`;
       // Once a copy has started right, it tends to go on: the rest of the chain has a rate of its own.
       tree.addChain(0, guess, (depth) => (depth ? `${key}+` : key), rate, this.name);
