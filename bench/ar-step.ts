@@ -1,6 +1,6 @@
 // Where the time of a plain decoding step goes, layer by layer, against llama.cpp's own llama-bench on the
 // same build, model and threads. Each layer generates the same tokens one by one from the same prompt:
-//   decodeNow      the addon's pass on the calling thread (llama_decode, the argmax, the N-API crossing)
+//   decodeNow      the addon's pass on the calling thread (llama_decode, choosing the token, the N-API crossing)
 //   decode         the same pass on the context's own thread, awaited (adds the hand-over and back)
 //   Context        cllm's evaluator (what the decoders call: it picks one of the two above)
 //   generate ar    the whole decoding loop of `cllm run --decoder ar`
@@ -11,8 +11,8 @@
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { native } from '../src/engine/addon.js';
-import { median } from '../src/engine/bench.js';
-import { generate } from '../src/engine/jacobi.js';
+import { median } from '../src/tasks/bench.js';
+import { generate } from '../src/engine/generate.js';
 import { Model } from '../src/engine/model.js';
 import { Sequence } from '../src/engine/sequence.js';
 
@@ -49,22 +49,22 @@ const prompt = Array.from(model.tokenize('Once upon a time'));
 
 /** Generates `tokens` tokens after the prompt; returns milliseconds in all and inside llama_decode. */
 type Layer = () => Promise<{ ms: number; forward: number }>;
-async function rawLoop(step: (token: Int32Array, position: number) => Promise<{ argmax: Int32Array; decodeMs: number }>) {
+async function rawLoop(step: (token: Int32Array, position: number) => Promise<{ chosen: Int32Array; decodeMs: number }>) {
   context.rollback(prompt.length - 1);
   let token = prompt[prompt.length - 1];
   let forward = 0;
   const t0 = performance.now();
   for (let i = 0; i < tokens; i++) {
     const result = await step(Int32Array.of(token), prompt.length - 1 + i);
-    token = result.argmax[0];
+    token = result.chosen[0];
     forward += result.decodeMs;
   }
   return { ms: performance.now() - t0, forward };
 }
 const layers: [string, Layer][] = [
-  ['decodeNow', () => rawLoop(async (t, p) => raw.decodeNow(t, p, { outputs: 'argmax' }))],
-  ['decode', () => rawLoop((t, p) => raw.decode(t, p, { outputs: 'argmax' }))],
-  ['Context', () => rawLoop((t, p) => context.decode(t, p).then((r) => ({ argmax: r.argmax, decodeMs: r.decodeMs ?? 0 })))],
+  ['decodeNow', () => rawLoop(async (t, p) => raw.decodeNow(t, p, { outputs: 'chosen' }))],
+  ['decode', () => rawLoop((t, p) => raw.decode(t, p, { outputs: 'chosen' }))],
+  ['Context', () => rawLoop((t, p) => context.decode(t, p).then((r) => ({ chosen: r.chosen, decodeMs: r.decodeMs ?? 0 })))],
   [
     'generate ar',
     async () => {

@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { native } from '../src/engine/addon.js';
-import { median } from '../src/engine/bench.js';
+import { median } from '../src/tasks/bench.js';
 import { Model } from '../src/engine/model.js';
 
 const { values: args } = parseArgs({

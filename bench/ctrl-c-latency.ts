@@ -6,8 +6,8 @@ import { existsSync, openSync, readFileSync, closeSync, writeSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseGguf, writeGguf } from '../test/gguf-mutate.js';
-import { havePycoder, pycoderModel, storiesModel } from '../test/models.js';
+import { parseGguf, writeGguf } from '../test/support/gguf-mutate.js';
+import { havePycoder, pycoderModel, storiesModel } from '../test/support/models.js';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' } } });
 const cllm = new URL('../bin/cllm.js', import.meta.url).pathname;

@@ -2,8 +2,8 @@
 // each ended: usage `node --import tsx bench/fuzz.ts [--count 2000] [--seed 1] [--model FILE] [--jobs 2]`.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { fuzz } from '../test/gguf-mutate.js';
-import { storiesModel } from '../test/models.js';
+import { fuzz } from '../test/support/gguf-mutate.js';
+import { storiesModel } from '../test/support/models.js';
 
 const { values } = parseArgs({ options: { count: { type: 'string', default: '2000' }, seed: { type: 'string', default: '1' }, model: { type: 'string', default: storiesModel }, jobs: { type: 'string', default: '2' } } });
 const t0 = Date.now();

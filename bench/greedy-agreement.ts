@@ -5,9 +5,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { complete } from '../src/engine/jacobi.js';
+import { complete } from '../src/engine/generate.js';
 import { Model } from '../src/engine/model.js';
-import { parsePromptFile } from '../src/engine/prompts.js';
+import { parsePromptFile } from '../src/tasks/prompts.js';
 import { Sequence } from '../src/engine/sequence.js';
 
 const { values: args } = parseArgs({

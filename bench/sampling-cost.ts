@@ -3,7 +3,7 @@
 // sampler runs per position in the addon (penalties, truncations, Gumbel-max), after the model's pass.
 // Usage: npm run bench:sampling-cost -- [-m MODEL] [--block 16] [--threads 2] [--rounds 200]
 import { parseArgs } from 'node:util';
-import { median } from '../src/engine/bench.js';
+import { median } from '../src/tasks/bench.js';
 import { Model } from '../src/engine/model.js';
 import { describeSampling, samplingSettings, type SamplingOptions } from '../src/engine/sampling.js';
 

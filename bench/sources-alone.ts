@@ -4,13 +4,13 @@
 // Usage: node --import tsx bench/sources-alone.ts -m MODEL [--prompts FILE.jsonl] [--limit N] [--max-tokens N] [--threads N] [--repeat N]
 import { parseArgs } from 'node:util';
 import { readPromptFile } from '../src/cli/shared.js';
-import { median } from '../src/engine/bench.js';
-import { CostModel } from '../src/engine/cost-model.js';
-import { drawFromText } from '../src/engine/draft.js';
-import { complete, type GenerateOptions } from '../src/engine/jacobi.js';
+import { median } from '../src/tasks/bench.js';
+import { CostModel } from '../src/engine/drafters/cost-model.js';
+import { drawFromText } from '../src/engine/drafters/fill.js';
+import { complete, type GenerateOptions } from '../src/engine/generate.js';
 import { Model } from '../src/engine/model.js';
-import { Planner } from '../src/engine/planner.js';
-import { STORY_OPENERS } from '../src/engine/prompts.js';
+import { Planner } from '../src/engine/drafters/planner.js';
+import { STORY_OPENERS } from '../src/tasks/prompts.js';
 import { Sequence } from '../src/engine/sequence.js';
 import { JacobiTail } from '../src/engine/sources/jacobi-tail.js';
 import { NgramPool } from '../src/engine/sources/ngram-pool.js';

@@ -70,18 +70,18 @@ class Context : public Napi::ObjectWrap<Context> {
     ~Context() override;
 
   private:
-    enum class Outputs { Argmax, Margins, LogProbs, None };
+    enum class Outputs { Chosen, Margins, LogProbs, None };
     struct Job {
         std::vector<llama_token> tokens;
         llama_pos start = 0;
         std::vector<llama_pos> positions;  // per node: start + its depth in the tree (start + i in a chain)
         SamplingParams sampling;
-        Outputs outputs = Outputs::Argmax;
+        Outputs outputs = Outputs::Chosen;
         std::vector<int32_t> parents;  // a draft tree: parents[i] < i, -1 for the root; empty for a chain
         std::vector<uint64_t> sequences;  // per tree node, the sequences it belongs to (bits)
         int32_t sequenceCount = 0;
         int32_t topK = 0;
-        std::vector<llama_token> argmax;
+        std::vector<llama_token> chosen;
         std::vector<float> margins;
         std::vector<llama_token> targets;  // LogProbs: the token whose log-probability each position reports
         std::vector<float> logprobs;

@@ -1,4 +1,4 @@
-// An inference context: a KV cache, block decoding with per-position argmax, and roll-back.
+// An inference context: a KV cache, block decoding with the chosen token (argmax or sample) per position, and roll-back.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -209,12 +209,12 @@ void Context::workerLoop() {
     }
 }
 
-// One block, evaluated in ONE llama_decode per n_batch chunk, with logits at every position. Only the
-// argmax (and optionally its margin over the runner-up) per position leaves C++.
+// One block, evaluated in ONE llama_decode per n_batch chunk, with logits at every position. Only
+// the chosen token (and optionally its margin over the runner-up) per position leaves C++.
 void Context::run(Job & job) {
     const int32_t n = job.tokens.size();
     const int32_t nVocab = llama_vocab_n_tokens(model_->vocab());
-    job.argmax.resize(job.outputs == Outputs::None ? 0 : n);
+    job.chosen.resize(job.outputs == Outputs::None ? 0 : n);
     job.margins.resize(job.outputs == Outputs::Margins ? n : 0);
     job.logprobs.resize(job.outputs == Outputs::LogProbs ? n : 0);
     job.topk.resize(static_cast<size_t>(n) * job.topK);
@@ -258,7 +258,7 @@ void Context::run(Job & job) {
                 job.error = "the model computed logits that are not finite numbers (NaN or infinity) at position " + std::to_string(job.positions[node]) + ": its weights or settings are damaged";
                 return;
             }
-            job.argmax[node] = choice.token;
+            job.chosen[node] = choice.token;
             if (job.outputs == Outputs::Margins) job.margins[node] = choice.margin;
             if (job.topK) topTokens(logits, nVocab, job.topK, &job.topk[static_cast<size_t>(node) * job.topK]);
         }
@@ -316,7 +316,7 @@ Napi::Object Context::result(Napi::Env env) const {
         std::copy(v.begin(), v.end(), a.Data());
         return a;
     };
-    out.Set("argmax", int32s(job_.argmax));
+    out.Set("chosen", int32s(job_.chosen));
     if (job_.outputs == Outputs::Margins) out.Set("margins", floats(job_.margins));
     if (job_.outputs == Outputs::LogProbs) out.Set("logprobs", floats(job_.logprobs));
     if (job_.topK) out.Set("topk", int32s(job_.topk));
@@ -415,8 +415,8 @@ Napi::Value SampleToken(const Napi::CallbackInfo & info) {
 }
 
 // decode(tokens: Int32Array, startPosition, { outputs, targets?, parents?, topK?, sampling? })
-//   -> Promise<{ argmax, margins?, logprobs?, topk?, decodeMs }>, computed on the context's thread
-// outputs: "argmax" | "margins" | "logprobs" | "none"; logprobs[i] is log p(targets[i]) at position i.
+//   -> Promise<{ chosen, margins?, logprobs?, topk?, decodeMs }>, computed on the context's thread
+// outputs: "chosen" | "margins" | "logprobs" | "none"; logprobs[i] is log p(targets[i]) at position i.
 // parents: a draft tree (parents[i] < i, -1 for node 0), scored in one pass; topK: candidates per position.
 Napi::Value Context::Decode(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
@@ -466,7 +466,7 @@ void Context::prepare(const Napi::CallbackInfo & info) {
         if (ids[i] < 0 || ids[i] >= nVocab) throw Napi::RangeError::New(env, "token id " + std::to_string(ids[i]) + " is out of range");
     }
     const std::string outputs = options.Get("outputs").ToString().Utf8Value();
-    Outputs kind = outputs == "none" ? Outputs::None : outputs == "margins" ? Outputs::Margins : outputs == "logprobs" ? Outputs::LogProbs : Outputs::Argmax;
+    Outputs kind = outputs == "none" ? Outputs::None : outputs == "margins" ? Outputs::Margins : outputs == "logprobs" ? Outputs::LogProbs : Outputs::Chosen;
     std::vector<int32_t> targets = int32Option(env, options, "targets", n);
     if (kind == Outputs::LogProbs && targets.empty()) throw Napi::TypeError::New(env, "decode: outputs \"logprobs\" needs targets");
     for (int32_t target : targets) {

@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { seededRandom } from '../src/engine/draft.js';
+import { seededRandom } from '../src/engine/drafters/fill.js';
 
 export const FIXTURE_PATH = resolve(dirname(fileURLToPath(import.meta.url)), '../test/fixtures/tiny-random-llama.gguf');
 

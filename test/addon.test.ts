@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CllmError } from '../src/engine/errors.js';
-import { complete } from '../src/engine/jacobi.js';
+import { complete } from '../src/engine/generate.js';
 import { Model } from '../src/engine/model.js';
 import { Sequence } from '../src/engine/sequence.js';
-import { fixtureModel, haveStories, storiesModel } from './models.js';
+import { fixtureModel, haveStories, storiesModel } from './support/models.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'cllm-test-'));
 
@@ -16,13 +16,13 @@ async function greedyOneByOne(model: Model, prompt: string, count: number) {
   const promptTokens = Array.from(model.tokenize(prompt));
   const all = [...promptTokens];
   const argmax: number[] = [];
-  for (let i = 0; i < promptTokens.length; i++) argmax.push((await context.decode([promptTokens[i]], i)).argmax[0]);
+  for (let i = 0; i < promptTokens.length; i++) argmax.push((await context.decode([promptTokens[i]], i)).chosen[0]);
   const generated: number[] = [];
   while (generated.length < count) {
     const next = argmax[argmax.length - 1];
     generated.push(next);
     all.push(next);
-    argmax.push((await context.decode([next], all.length - 1)).argmax[0]);
+    argmax.push((await context.decode([next], all.length - 1)).chosen[0]);
   }
   context.dispose();
   return { promptTokens, all, argmax, generated };
@@ -88,7 +88,7 @@ describe('random-weight fixture', () => {
       context.rollback(0);
       const got: number[] = [];
       for (let start = 0; start < all.length; start += block) {
-        got.push(...(await context.decode(all.slice(start, start + block), start)).argmax);
+        got.push(...(await context.decode(all.slice(start, start + block), start)).chosen);
       }
       expect(got, `block ${block}`).toEqual(argmax);
     }
@@ -161,7 +161,7 @@ describe.skipIf(!haveStories)('stories260K', () => {
       context.rollback(0);
       const got: number[] = [];
       for (let start = 0; start < all.length; start += block) {
-        got.push(...(await context.decode(all.slice(start, start + block), start)).argmax);
+        got.push(...(await context.decode(all.slice(start, start + block), start)).chosen);
       }
       expect(got, `block ${block}`).toEqual(argmax);
     }
@@ -172,7 +172,7 @@ describe.skipIf(!haveStories)('stories260K', () => {
     const { all, argmax } = await greedyOneByOne(model, 'Once upon a time', 60);
     const context = model.createContext({ contextSize: 512, batchSize: 16, threads: 2 });
     const result = await context.decode(all, 0, { margins: true });
-    expect(Array.from(result.argmax)).toEqual(argmax);
+    expect(Array.from(result.chosen)).toEqual(argmax);
     expect(result.margins!.length).toBe(all.length);
     expect(Math.min(...result.margins!)).toBeGreaterThanOrEqual(0);
     context.dispose();
@@ -190,7 +190,7 @@ describe.skipIf(!haveStories)('stories260K', () => {
     await context.decode([7, 8, 9, 10, 11], cut);
     context.rollback(cut);
     const again = await context.decode(prompt.slice(cut), cut, { margins: true });
-    expect(Array.from(again.argmax)).toEqual(Array.from(first.argmax.slice(cut)));
+    expect(Array.from(again.chosen)).toEqual(Array.from(first.chosen.slice(cut)));
     expect(Array.from(again.margins!)).toEqual(Array.from(first.margins!.slice(cut)));
     context.dispose();
   });
@@ -244,7 +244,7 @@ describe('bad model files', () => {
     expect((error as Error).message).not.toContain('\n');
     const model = await Model.load(source);
     const context = model.createContext({ contextSize: 64, threads: 2 });
-    expect((await context.decode(model.tokenize('Once'), 0)).argmax.length).toBe(2);
+    expect((await context.decode(model.tokenize('Once'), 0)).chosen.length).toBe(2);
     model.dispose();
   });
 

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { parsePromptFile } from '../src/engine/prompts.js';
-import { fixtureModel } from './models.js';
+import { parsePromptFile } from '../src/tasks/prompts.js';
+import { fixtureModel } from './support/models.js';
 
 const cllm = fileURLToPath(new URL('../bin/cllm.js', import.meta.url));
 const scratch = mkdtempSync(join(tmpdir(), 'cllm-bench-test-'));

@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 import pty from 'node-pty';
 import { describe, expect, it } from 'vitest';
 import { renderChatTemplate } from '../src/engine/chat-template.js';
-import { HOSTILE_TEMPLATES, parseGguf, writeGguf } from './gguf-mutate.js';
-import { haveStories, storiesModel } from './models.js';
+import { HOSTILE_TEMPLATES, parseGguf, writeGguf } from './support/gguf-mutate.js';
+import { haveStories, storiesModel } from './support/models.js';
 
 const cllm = fileURLToPath(new URL('../bin/cllm.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'cllm-template-'));

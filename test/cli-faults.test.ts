@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pty from 'node-pty';
 import { describe, expect, it } from 'vitest';
-import { fixtureModel, haveStories, havePycoder, pycoderModel, storiesModel } from './models.js';
+import { fixtureModel, haveStories, havePycoder, pycoderModel, storiesModel } from './support/models.js';
 
 const cllm = fileURLToPath(new URL('../bin/cllm.js', import.meta.url));
 const model = haveStories ? storiesModel : fixtureModel;

@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { collectPrompt, isRepetitive, type TrajectoryRecord } from '../src/engine/collect.js';
-import { EOS, FakeModel } from './fake-model.js';
-import { fixtureModel, haveStories, storiesModel } from './models.js';
+import { collectPrompt, isRepetitive, type TrajectoryRecord } from '../src/tasks/collect.js';
+import { EOS, FakeModel } from './support/fake-model.js';
+import { fixtureModel, haveStories, storiesModel } from './support/models.js';
 
 const cllm = fileURLToPath(new URL('../bin/cllm.js', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'cllm-collect-'));

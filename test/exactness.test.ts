@@ -4,19 +4,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPromptFile } from '../src/cli/shared.js';
 import type { Context } from '../src/engine/context.js';
-import { CostModel } from '../src/engine/cost-model.js';
-import { drawFromText } from '../src/engine/draft.js';
-import { complete, firstDivergence, type GenerateOptions, type GenerateResult } from '../src/engine/jacobi.js';
+import { CostModel } from '../src/engine/drafters/cost-model.js';
+import { drawFromText } from '../src/engine/drafters/fill.js';
+import { complete, firstDivergence, type GenerateOptions, type GenerateResult } from '../src/engine/generate.js';
 import { Model } from '../src/engine/model.js';
-import { Planner } from '../src/engine/planner.js';
+import { Planner } from '../src/engine/drafters/planner.js';
 import { describeSampling, samplingSettings, type SamplingOptions } from '../src/engine/sampling.js';
-import { STORY_OPENERS } from '../src/engine/prompts.js';
+import { STORY_OPENERS } from '../src/tasks/prompts.js';
 import { Sequence } from '../src/engine/sequence.js';
 import { JacobiTail } from '../src/engine/sources/jacobi-tail.js';
 import { NgramPool } from '../src/engine/sources/ngram-pool.js';
 import { SuffixMatch } from '../src/engine/sources/suffix-match.js';
 import { TokenRecycling } from '../src/engine/sources/token-recycling.js';
-import { codePrompts, fixtureModel, havePycoder, haveStories, pycoderModel, storiesModel } from './models.js';
+import { codePrompts, fixtureModel, havePycoder, haveStories, pycoderModel, storiesModel } from './support/models.js';
 
 const BLOCKS = [2, 4, 8, 16, 32];
 const MAX_TOKENS = 256;

@@ -3,8 +3,8 @@
 // its output or one clean line, never a signal, a hang, a stack trace or a crash caught by the guard.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { fuzz } from './gguf-mutate.js';
-import { haveStories, storiesModel } from './models.js';
+import { fuzz } from './support/gguf-mutate.js';
+import { haveStories, storiesModel } from './support/models.js';
 
 const MUTANTS = 300;
 const SEED = 20261127;

@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { checkGguf } from '../src/engine/gguf-check.js';
-import { parseGguf, writeGguf, type Gguf } from './gguf-mutate.js';
-import { fixtureModel, haveStories, havePycoder, pycoderModel, storiesModel } from './models.js';
+import { checkGguf } from '../src/model-files/gguf-check.js';
+import { parseGguf, writeGguf, type Gguf } from './support/gguf-mutate.js';
+import { fixtureModel, haveStories, havePycoder, pycoderModel, storiesModel } from './support/models.js';
 
 const cllm = fileURLToPath(new URL('../bin/cllm.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'cllm-gguf-'));

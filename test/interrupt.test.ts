@@ -6,11 +6,11 @@ import { readFileSync, statSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { native } from '../src/engine/addon.js';
 import { CllmError } from '../src/engine/errors.js';
-import { generate } from '../src/engine/jacobi.js';
+import { generate } from '../src/engine/generate.js';
 import { Model } from '../src/engine/model.js';
 import { Sequence } from '../src/engine/sequence.js';
-import { FakeModel } from './fake-model.js';
-import { haveStories, storiesModel } from './models.js';
+import { FakeModel } from './support/fake-model.js';
+import { haveStories, storiesModel } from './support/models.js';
 
 function dataSegmentBytes(): number {
   return Number(/^VmData:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]) * 1024;

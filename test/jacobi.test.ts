@@ -1,10 +1,10 @@
 // The Jacobi decoder against a pure TypeScript fake model, whose KV cache checks the decoder's invariant.
 import { describe, expect, it } from 'vitest';
-import { drawFromText, type DraftFill } from '../src/engine/draft.js';
-import { firstDivergence, generate, generationStats, type GenerateOptions, type StepTrace } from '../src/engine/jacobi.js';
+import { drawFromText, type DraftFill } from '../src/engine/drafters/fill.js';
+import { firstDivergence, generate, generationStats, type GenerateOptions, type StepTrace } from '../src/engine/generate.js';
 import { Sequence } from '../src/engine/sequence.js';
 import { samplingSettings } from '../src/engine/sampling.js';
-import { EOS, FakeModel } from './fake-model.js';
+import { EOS, FakeModel } from './support/fake-model.js';
 
 // Hash of the whole prefix: a wrong guess anywhere scrambles every later prediction.
 const chaotic = (prefix: readonly number[]) => {

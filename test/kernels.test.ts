@@ -6,22 +6,22 @@ import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Context } from '../src/engine/context.js';
 import { Model } from '../src/engine/model.js';
-import { STORY_OPENERS } from '../src/engine/prompts.js';
-import { fixtureModel, havePycoder, haveStories, pycoderModel, storiesModel } from './models.js';
+import { STORY_OPENERS } from '../src/tasks/prompts.js';
+import { fixtureModel, havePycoder, haveStories, pycoderModel, storiesModel } from './support/models.js';
 
 const WIDTHS = [2, 3, 4, 5, 6, 7, 8, 16, 33, 64];
 
-/** Argmax and top-2 margin after each of `tokens` (fed from `start`), one token per pass. */
+/** The chosen token and its top-2 margin after each of `tokens` (fed from `start`), one token per pass. */
 async function oneByOne(context: Context, tokens: number[], start: number) {
-  const argmax: number[] = [];
+  const chosen: number[] = [];
   const margins: number[] = [];
   for (const [i, token] of tokens.entries()) {
     const r = await context.decode([token], start + i, { margins: true });
-    argmax.push(r.argmax[0]);
+    chosen.push(r.chosen[0]);
     margins.push(r.margins![0]);
   }
   context.rollback(start);
-  return { argmax, margins };
+  return { chosen, margins };
 }
 
 /** The first width and index where a pass of that width differs from one token at a time, or []. */
@@ -33,8 +33,8 @@ async function differences(context: Context, tokens: number[], start: number): P
       const r = await context.decode(tokens.slice(at, at + width), start + at, { margins: true });
       for (let i = 0; i < width; i++) {
         const k = at + i;
-        if (r.argmax[i] !== reference.argmax[k] || r.margins![i] !== reference.margins[k]) {
-          found.push(`width ${width}, token ${k}: argmax ${r.argmax[i]} margin ${r.margins![i]}, one by one ${reference.argmax[k]} margin ${reference.margins[k]}`);
+        if (r.chosen[i] !== reference.chosen[k] || r.margins![i] !== reference.margins[k]) {
+          found.push(`width ${width}, token ${k}: chosen ${r.chosen[i]} margin ${r.margins![i]}, one by one ${reference.chosen[k]} margin ${reference.margins[k]}`);
         }
       }
     }

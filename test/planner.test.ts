@@ -1,19 +1,19 @@
 // Draft trees, the draft sources, acceptance rates, the cost model and the planner of --decoder auto,
 // against the pure TypeScript fake model: whatever is drafted, the output must be the greedy output.
 import { describe, expect, it } from 'vitest';
-import { AcceptanceRates } from '../src/engine/acceptance.js';
-import { CostModel } from '../src/engine/cost-model.js';
+import { AcceptanceRates } from '../src/engine/drafters/acceptance.js';
+import { CostModel } from '../src/engine/drafters/cost-model.js';
 import { acceptedPath, DraftTree, layout } from '../src/engine/draft-tree.js';
-import { generate, generationStats, type GenerateOptions } from '../src/engine/jacobi.js';
-import { drawFromText } from '../src/engine/draft.js';
-import { Planner } from '../src/engine/planner.js';
+import { generate, generationStats, type GenerateOptions } from '../src/engine/generate.js';
+import { drawFromText } from '../src/engine/drafters/fill.js';
+import { Planner } from '../src/engine/drafters/planner.js';
 import { Sequence } from '../src/engine/sequence.js';
 import { JacobiTail } from '../src/engine/sources/jacobi-tail.js';
 import { NgramPool } from '../src/engine/sources/ngram-pool.js';
 import type { DraftSource } from '../src/engine/sources/source.js';
 import { SuffixMatch } from '../src/engine/sources/suffix-match.js';
 import { TokenRecycling } from '../src/engine/sources/token-recycling.js';
-import { EOS, FakeModel } from './fake-model.js';
+import { EOS, FakeModel } from './support/fake-model.js';
 
 const chaotic = (prefix: readonly number[]) => {
   let h = 2166136261;

@@ -10,8 +10,8 @@ import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pty from 'node-pty';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { cachePath, parseModelSpec, pullModel, resolveModelSpec, type PullProgress } from '../src/engine/pull.js';
-import { fixtureModel } from './models.js';
+import { cachePath, parseModelSpec, pullModel, resolveModelSpec, type PullProgress } from '../src/model-files/pull.js';
+import { fixtureModel } from './support/models.js';
 
 const cllm = fileURLToPath(new URL('../bin/cllm.js', import.meta.url));
 const scratch = mkdtempSync(join(tmpdir(), 'cllm-pull-'));

@@ -6,11 +6,11 @@ import { existsSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { complete, firstDivergence } from '../src/engine/jacobi.js';
+import { complete, firstDivergence } from '../src/engine/generate.js';
 import { Model } from '../src/engine/model.js';
-import { STORY_OPENERS } from '../src/engine/prompts.js';
+import { STORY_OPENERS } from '../src/tasks/prompts.js';
 import { Sequence } from '../src/engine/sequence.js';
-import { fixtureModel, haveStories, storiesModel } from './models.js';
+import { fixtureModel, haveStories, storiesModel } from './support/models.js';
 
 const SERVER = resolve(import.meta.dirname, '../build/bin/ggml-rpc-server');
 const PROMPTS = STORY_OPENERS.slice(0, 6);

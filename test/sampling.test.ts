@@ -3,11 +3,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '../src/engine/addon.js';
 import type { Context } from '../src/engine/context.js';
-import { complete } from '../src/engine/jacobi.js';
+import { complete } from '../src/engine/generate.js';
 import { Model } from '../src/engine/model.js';
 import { isPenalized, samplingSettings, type SamplingOptions } from '../src/engine/sampling.js';
 import { Sequence } from '../src/engine/sequence.js';
-import { fixtureModel, haveStories, storiesModel } from './models.js';
+import { fixtureModel, haveStories, storiesModel } from './support/models.js';
 
 const SAMPLES = 20_000;
 // Chi-square critical values at significance 0.001 for 1..20 degrees of freedom. The seeds are fixed, so a

@@ -10,7 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { haveStories } from './models.js';
+import { haveStories } from './support/models.js';
 
 const script = fileURLToPath(new URL('./soak-run.ts', import.meta.url));
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { fixtureModel, haveStories, storiesModel } from './models.js';
+import { fixtureModel, haveStories, storiesModel } from './support/models.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cllm = join(root, 'bin/cllm.js');

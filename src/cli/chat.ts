@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { basename } from 'node:path';
 import type { Context } from '../engine/context.js';
 import { CllmError } from '../engine/errors.js';
-import { generate, generationStats, type GenerationStats } from '../engine/jacobi.js';
+import { generate, generationStats, type GenerationStats } from '../engine/generate.js';
 import type { ChatMessage, Model } from '../engine/model.js';
 import { describeSampling } from '../engine/sampling.js';
 import { Sequence } from '../engine/sequence.js';

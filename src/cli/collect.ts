@@ -2,7 +2,7 @@
 import chalk from 'chalk';
 import { Command } from 'commander';
 import { closeSync, existsSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
-import { collectPrompt, CollectInterrupted, isRepetitive, type TrajectoryRecord } from '../engine/collect.js';
+import { collectPrompt, CollectInterrupted, isRepetitive, type TrajectoryRecord } from '../tasks/collect.js';
 import { CllmError } from '../engine/errors.js';
 import type { Model } from '../engine/model.js';
 import { promptTokens } from './run.js';

@@ -3,7 +3,7 @@ import chalk from 'chalk';
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { CllmError } from '../engine/errors.js';
-import { documentLoss, splitDocuments, type TextLoss } from '../engine/perplexity.js';
+import { documentLoss, splitDocuments, type TextLoss } from '../tasks/perplexity.js';
 import { interruptible, loadModel, modelOptions, positiveInteger, progressBar, warnAboutContext } from './shared.js';
 
 interface EvalFlags {

@@ -2,8 +2,8 @@
 // network) with the summary, charts against block size, the accepted-tokens distribution, and one
 // prompt's Jacobi trajectory drawn as in the CLLM paper's figure.
 import { basename } from 'node:path';
-import type { BenchRow, BenchSummaryRow } from '../engine/bench.js';
-import type { StepTrace } from '../engine/jacobi.js';
+import type { BenchRow, BenchSummaryRow } from '../tasks/bench.js';
+import type { StepTrace } from '../engine/generate.js';
 import type { ModelInfo } from '../engine/model.js';
 import { describeSampling, type SamplingOptions } from '../engine/sampling.js';
 

@@ -5,7 +5,7 @@ import { basename } from 'node:path';
 import { text as readAll } from 'node:stream/consumers';
 import type { Context } from '../engine/context.js';
 import { CllmError } from '../engine/errors.js';
-import { complete, firstDivergence, type DecoderName, type GenerateOptions, type GenerationStats, type GenerateResult } from '../engine/jacobi.js';
+import { complete, firstDivergence, type DecoderName, type GenerateOptions, type GenerationStats, type GenerateResult } from '../engine/generate.js';
 import type { ChatMessage, Model } from '../engine/model.js';
 import { Sequence } from '../engine/sequence.js';
 import { chat } from './chat.js';

@@ -8,8 +8,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { native } from '../engine/addon.js';
 import { CllmError } from '../engine/errors.js';
 import { Model } from '../engine/model.js';
-import { parsePromptFile, type BenchPrompt } from '../engine/prompts.js';
-import { isRemoteSpec, pullModel, type PullProgress, type PullResult } from '../engine/pull.js';
+import { parsePromptFile, type BenchPrompt } from '../tasks/prompts.js';
+import { isRemoteSpec, pullModel, type PullProgress, type PullResult } from '../model-files/pull.js';
 import { LLAMA_CPP_SAMPLING, randomSeed, samplingRange, type SamplingOptions } from '../engine/sampling.js';
 
 export function fail(message: string, exitCode = 1): void {
@@ -313,7 +313,7 @@ export function humanBytes(n: number): string {
   return `${i === 0 ? n : n.toFixed(2)} ${units[i]}`;
 }
 
-/** "model 60%, suffix 31%, recycle 9%": where generated tokens came from, out of `total`. */
+/** "model 60%, suffix-match 31%, token-recycling 9%": where generated tokens came from, out of `total`. */
 export function originShares(counts: Record<string, number>, total: number): string {
   return Object.entries(counts)
     .sort((a, b) => b[1] - a[1])

@@ -2,7 +2,7 @@
 // their fixed point (accepted) in green, still-changing guesses in yellow. Live on a terminal, one line
 // per step otherwise.
 import chalk from 'chalk';
-import type { StepTrace } from '../engine/jacobi.js';
+import type { StepTrace } from '../engine/generate.js';
 import type { Model } from '../engine/model.js';
 
 export interface TrajectoryView {

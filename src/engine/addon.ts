@@ -36,7 +36,7 @@ export interface RawModel {
 }
 
 export interface RawDecodeResult {
-  argmax: Int32Array;
+  chosen: Int32Array;
   margins?: Float32Array;
   logprobs?: Float32Array;
   /** topK candidates per position, best first: topk[i * topK + r]. */
@@ -47,10 +47,10 @@ export interface RawDecodeResult {
 
 export interface RawDecodeOptions {
   /**
-   * 'argmax' per position, 'margins' (argmax and top-2 margin), 'logprobs' (argmax and the log-probability
+   * 'chosen' (the chosen token per position), 'margins' (and its lead over the runner-up), 'logprobs' (and the log-probability
    * of targets[i] at position i), or 'none' (fill the cache only).
    */
-  outputs: 'argmax' | 'margins' | 'logprobs' | 'none';
+  outputs: 'chosen' | 'margins' | 'logprobs' | 'none';
   targets?: Int32Array;
   /** A draft tree: parents[i] < i is node i's parent, -1 for node 0; nodes sit at start + their depth. */
   parents?: Int32Array;

@@ -1,19 +1,8 @@
 import type { RawContext, RawDecodeOptions, RawDecodeResult } from './addon.js';
 import { CllmError, fromNative } from './errors.js';
-import type { DecodeOptions, Evaluator } from './evaluator.js';
+import type { DecodeOptions, DecodeResult, Evaluator } from './evaluator.js';
 import { isGreedy } from './sampling.js';
 import { ThreadGovernor } from './threads.js';
-
-export interface DecodeResult {
-  /** argmax[i] is the token after node i (position start + i + 1 in a chain): greedy, or sampled. */
-  argmax: Int32Array;
-  /** How far argmax[i] leads the runner-up, in logits (Gumbel-perturbed when sampling), when asked for. */
-  margins?: Float32Array;
-  /** With topK: the topK best tokens after node i, best first, at topk[i * topK ...]. */
-  topk?: Int32Array;
-  /** Milliseconds inside the model's forward pass, when known (the rest of a step is host overhead). */
-  decodeMs?: number;
-}
 
 /**
  * Where a one-token pass takes less than this, a context runs its passes of up to INLINE_TOKENS tokens on
@@ -38,7 +27,7 @@ export interface ContextSettings {
 
 /**
  * A llama.cpp context: one KV-cached sequence. decode() scores a whole block in one forward pass and
- * returns per-position argmax, computed natively; rollback() trims the cache after rejected draft tokens.
+ * returns the chosen token at every position (the argmax, or a sample), computed natively; rollback() trims the cache after rejected draft tokens.
  */
 export class Context implements Evaluator {
   private inline: boolean | undefined;
@@ -83,7 +72,7 @@ export class Context implements Evaluator {
    * `parents`. The cache must hold exactly positions [0, start) beforehand; on failure roll back to start.
    */
   async decode(tokens: ArrayLike<number>, start: number, { margins = false, parents, topK, sampling }: DecodeOptions = {}): Promise<DecodeResult> {
-    return this.run(tokens, start, { outputs: margins ? 'margins' : 'argmax', parents: parents && Int32Array.from(parents), topK, sampling: sampling && !isGreedy(sampling) ? sampling : undefined });
+    return this.run(tokens, start, { outputs: margins ? 'margins' : 'chosen', parents: parents && Int32Array.from(parents), topK, sampling: sampling && !isGreedy(sampling) ? sampling : undefined });
   }
 
   /** Like decode, but only fills the cache: no logits are computed, which saves the output layer on prompts. */

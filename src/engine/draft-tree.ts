@@ -5,7 +5,7 @@ export interface DraftNode {
   token: number;
   /** Index of the parent node; -1 for the root (the pending token). */
   parent: number;
-  /** Estimated probability that the model's greedy choice after the parent is this token. */
+  /** Estimated probability that the model's token after the parent (its argmax, or its sample) is this one. */
   p: number;
   /** The rate keys of the sources that proposed it (such as "suffix4-7p"), to learn their acceptance. */
   keys: string[];
@@ -153,10 +153,10 @@ export function layout(uncached: readonly number[], tree: DraftTree): Layout {
  * Walks the pass from the root: while some child holds the model's prediction after the current node, that
  * child is accepted. Returns the pass indices of the accepted path, root first.
  */
-export function acceptedPath(pass: Layout, argmax: ArrayLike<number>): number[] {
+export function acceptedPath(pass: Layout, chosen: ArrayLike<number>): number[] {
   const path = [pass.root];
   if (!pass.parents) {
-    while (path.length + pass.root < pass.tokens.length && pass.tokens[pass.root + path.length] === argmax[pass.root + path.length - 1]) path.push(pass.root + path.length);
+    while (path.length + pass.root < pass.tokens.length && pass.tokens[pass.root + path.length] === chosen[pass.root + path.length - 1]) path.push(pass.root + path.length);
     return path;
   }
   const childrenOf = new Map<number, number[]>();
@@ -168,7 +168,7 @@ export function acceptedPath(pass: Layout, argmax: ArrayLike<number>): number[] 
   }
   for (;;) {
     const at = path[path.length - 1];
-    const next = childrenOf.get(at)?.find((i) => pass.tokens[i] === argmax[at]);
+    const next = childrenOf.get(at)?.find((i) => pass.tokens[i] === chosen[at]);
     if (next === undefined) return path;
     path.push(next);
   }

@@ -1,4 +1,4 @@
-import type { DecodeResult } from './context.js';
+// The small interface the decoders run on: a real llama.cpp context, or the tests' fake model.
 import type { SamplingOptions } from './sampling.js';
 
 export interface DecodeOptions {
@@ -12,8 +12,19 @@ export interface DecodeOptions {
   parents?: ArrayLike<number>;
   /** Also return the topK best tokens at every position (by logit, after the penalties). */
   topK?: number;
-  /** argmax[i] becomes the token sampled after node i, a function of the seed, its position and its context. */
+  /** chosen[i] becomes the token sampled after node i, a function of the seed, its position and its context. */
   sampling?: SamplingOptions;
+}
+
+export interface DecodeResult {
+  /** chosen[i] is the token after node i (position start + i + 1 in a chain): greedy, or sampled. */
+  chosen: Int32Array;
+  /** How far chosen[i] leads the runner-up, in logits (Gumbel-perturbed when sampling), when asked for. */
+  margins?: Float32Array;
+  /** With topK: the topK best tokens after node i, best first, at topk[i * topK ...]. */
+  topk?: Int32Array;
+  /** Milliseconds inside the model's forward pass, when known (the rest of a step is host overhead). */
+  decodeMs?: number;
 }
 
 /**

@@ -4,7 +4,7 @@ import { availableParallelism, totalmem } from 'node:os';
 import { native, type RawModel } from './addon.js';
 import { Context, INTERRUPTED } from './context.js';
 import { CllmError, fromNative } from './errors.js';
-import { checkGguf } from './gguf-check.js';
+import { checkGguf } from '../model-files/gguf-check.js';
 import { renderChatTemplate } from './chat-template.js';
 
 export interface LoadOptions {

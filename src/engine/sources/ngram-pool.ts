@@ -6,7 +6,7 @@ import type { DraftTree } from '../draft-tree.js';
 import type { DraftSource, Rate, ScoredPass } from './source.js';
 
 export class NgramPool implements DraftSource {
-  readonly name = 'pool';
+  readonly name = 'ngram-pool';
   /** Continuations after each first token, newest first. */
   private readonly pool = new Map<number, number[][]>();
   /** The last pass's main chain: position -> the n-gram that ends with its prediction there. */
@@ -23,13 +23,13 @@ export class NgramPool implements DraftSource {
     }
   }
 
-  observe({ layout, argmax, path, start }: ScoredPass): void {
+  observe({ layout, chosen, path, start }: ScoredPass): void {
     const accepted = path[path.length - 1];
     const diagonals = new Map<number, number[]>();
     for (let i = accepted + 1; i < layout.mainChain; i++) {
       const position = start + i;
       const before = this.diagonals.get(position - 1);
-      const gram = before && before[before.length - 1] === layout.tokens[i] ? [...before, argmax[i]] : [layout.tokens[i], argmax[i]];
+      const gram = before && before[before.length - 1] === layout.tokens[i] ? [...before, chosen[i]] : [layout.tokens[i], chosen[i]];
       diagonals.set(position, gram.slice(-this.length));
       if (gram.length >= 3) this.remember(gram.slice(-this.length));
     }

@@ -6,7 +6,7 @@ import type { DraftTree } from '../draft-tree.js';
 import type { DraftSource, Rate } from './source.js';
 
 export class SuffixMatch implements DraftSource {
-  readonly name = 'suffix';
+  readonly name = 'suffix-match';
   // The automaton, a state an index (0: the empty string). A state stands for the substrings that end
   // at the same set of positions; its link is the state of the longest suffix that ends at more of them.
   /** The length of the state's longest substring. */

@@ -5,7 +5,7 @@ import type { DraftTree } from '../draft-tree.js';
 import type { DraftSource, Rate, ScoredPass } from './source.js';
 
 export class TokenRecycling implements DraftSource {
-  readonly name = 'recycle';
+  readonly name = 'token-recycling';
   /** The top-k choices after each token, from the latest pass that scored it, best first. */
   private readonly next = new Map<number, Int32Array>();
 

@@ -1,8 +1,8 @@
 // A pure TypeScript fake model for the decoder tests, whose KV cache checks the decoder's invariant.
 import { expect } from 'vitest';
-import type { DecodeResult } from '../src/engine/context.js';
-import type { DecodeOptions, Evaluator } from '../src/engine/evaluator.js';
-import type { SamplingOptions } from '../src/engine/sampling.js';
+import type { DecodeResult } from '../../src/engine/evaluator.js';
+import type { DecodeOptions, Evaluator } from '../../src/engine/evaluator.js';
+import type { SamplingOptions } from '../../src/engine/sampling.js';
 
 export const EOS = 0;
 
@@ -23,7 +23,7 @@ export class FakeModel implements Evaluator {
   /**
    * Scores a chain, or a tree given by parents (node i at start + its depth). The cache keeps the main
    * chain, the leading nodes that each follow the one before, as llama.cpp's does until a rollback.
-   * topK: the argmax, then the next token ids after it. Sampling: a "sample" is `next` of the prefix and
+   * topK: the chosen token, then the next token ids after it. Sampling: a "sample" is `next` of the prefix and
    * the seed, a function of the seed, the position and the tokens before it, like the real sampler's.
    */
   async decode(tokens: ArrayLike<number>, start: number, { parents, topK = 0, sampling }: DecodeOptions = {}): Promise<DecodeResult> {
@@ -35,18 +35,18 @@ export class FakeModel implements Evaluator {
     const parentOf = (i: number) => (parents ? parents[i] : i - 1);
     if (parents) this.treePasses++;
     const paths: number[][] = [];
-    const argmax = new Int32Array(tokens.length);
+    const chosen = new Int32Array(tokens.length);
     const topk = new Int32Array(tokens.length * topK);
     for (let i = 0; i < tokens.length; i++) {
       expect(parentOf(i)).toBeLessThan(i);
       paths[i] = [...(i === 0 ? this.cache : paths[parentOf(i)]), tokens[i]];
-      argmax[i] = this.choose(paths[i], sampling);
-      for (let r = 0; r < topK; r++) topk[i * topK + r] = argmax[i] + r;
+      chosen[i] = this.choose(paths[i], sampling);
+      for (let r = 0; r < topK; r++) topk[i * topK + r] = chosen[i] + r;
     }
     let mainChain = 1;
     while (mainChain < tokens.length && parentOf(mainChain) === mainChain - 1) mainChain++;
     this.cache.push(...Array.from(tokens).slice(0, mainChain));
-    return { argmax, margins: new Float32Array(tokens.length).fill(1), ...(topK ? { topk } : {}) };
+    return { chosen, margins: new Float32Array(tokens.length).fill(1), ...(topK ? { topk } : {}) };
   }
 
   private choose(prefix: readonly number[], sampling?: SamplingOptions): number {

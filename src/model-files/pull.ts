@@ -7,7 +7,7 @@ import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/prom
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
-import { CllmError } from './errors.js';
+import { CllmError } from '../engine/errors.js';
 
 export type ModelSource =
   | { kind: 'hf'; repo: string; revision: string; file: string }

@@ -2,7 +2,7 @@
 // values it cannot handle (a norm stored as integers, 0 layers, two tokens with the same text) end in an
 // assertion or a segfault deep inside it. Each check below names a key or tensor and what is wrong with it.
 import { closeSync, openSync, readSync } from 'node:fs';
-import { CllmError } from './errors.js';
+import { CllmError } from '../engine/errors.js';
 
 /** GGUF value types, as numbered by the format. */
 const enum ValueType {

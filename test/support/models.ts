@@ -2,7 +2,7 @@
 // skipped, saying so, where it is missing. The random fixture is written by test/global-setup.ts.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { FIXTURE_PATH } from '../scripts/make-fixture.js';
+import { FIXTURE_PATH } from '../../scripts/make-fixture.js';
 
 export const fixtureModel = FIXTURE_PATH;
 export const storiesModel = process.env.CLLM_TEST_MODEL ?? resolve(import.meta.dirname, '../../shared/models/stories260K.gguf');

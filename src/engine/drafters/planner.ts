@@ -5,13 +5,14 @@
 // guess pays for itself, k is 0 and the step is plain one-token decoding.
 import { AcceptanceRates } from './acceptance.js';
 import type { CostModel } from './cost-model.js';
-import { drawFromText } from './draft.js';
-import { DraftTree } from './draft-tree.js';
-import { JacobiTail } from './sources/jacobi-tail.js';
-import { NgramPool } from './sources/ngram-pool.js';
-import type { Drafter, DraftSource, ScoredPass } from './sources/source.js';
-import { SuffixMatch } from './sources/suffix-match.js';
-import { TokenRecycling } from './sources/token-recycling.js';
+import { drawFromText } from './fill.js';
+import { DraftTree } from '../draft-tree.js';
+import { JacobiTail } from '../sources/jacobi-tail.js';
+import { NgramPool } from '../sources/ngram-pool.js';
+import type { DraftSource, ScoredPass } from '../sources/source.js';
+import type { Drafter } from './drafter.js';
+import { SuffixMatch } from '../sources/suffix-match.js';
+import { TokenRecycling } from '../sources/token-recycling.js';
 
 /** The most guesses one pass scores: a tree needs one sequence per leaf, and the addon allows 64. */
 export const LARGEST_DRAFT = 63;

@@ -1,9 +1,9 @@
 // The measuring loop of `cllm bench`: every prompt x decoder x block size, warmed up once, then timed
 // `repeat` times in interleaved rounds (AR, auto, Jacobi 4, Jacobi 8, ..., AR, ...) so that machine drift
 // hits every variant alike. Each output is checked against autoregressive output with the same sampling.
-import { complete, firstDivergence, type DecoderName, type Divergence, type GenerateResult, type GenerationStats, type StepTrace } from './jacobi.js';
-import type { SamplingOptions } from './sampling.js';
-import type { Sequence } from './sequence.js';
+import { complete, firstDivergence, type DecoderName, type Divergence, type GenerateResult, type GenerationStats, type StepTrace } from '../engine/generate.js';
+import type { SamplingOptions } from '../engine/sampling.js';
+import type { Sequence } from '../engine/sequence.js';
 
 export interface BenchVariant {
   decoder: DecoderName;

@@ -1,20 +1,20 @@
 // The decoding loop: every forward pass feeds the pending token and a tree of guesses after it, and keeps
 // the longest path of guesses that each equal the model's choice after their parent. Each kept token is
 // what one-by-one decoding would have produced, so the output is the same, in fewer passes. The choice is
-// the greedy argmax, or a sample that depends only on the seed, the position and the tokens before it
+// the argmax, or a sample that depends only on the seed, the position and the tokens before it
 // (sampling.ts), so sampling keeps this exact too. What to guess is the drafter's business: a fixed Jacobi
 // block (the CLLM paper's decoder; block 1 is plain autoregressive decoding), or the planner of
 // `--decoder auto`.
-import { CostModel } from './cost-model.js';
-import { drawFromText, type DraftFill } from './draft.js';
+import { CostModel } from './drafters/cost-model.js';
+import { drawFromText, type DraftFill } from './drafters/fill.js';
 import { acceptedPath, layout } from './draft-tree.js';
 import { CllmError } from './errors.js';
 import type { Evaluator } from './evaluator.js';
-import { Planner } from './planner.js';
+import { Planner } from './drafters/planner.js';
 import { samplingSettings, type SamplingOptions } from './sampling.js';
 import type { Sequence } from './sequence.js';
-import { FixedBlock } from './sources/jacobi-tail.js';
-import type { Drafter } from './sources/source.js';
+import { FixedBlock } from './drafters/fixed-block.js';
+import type { Drafter } from './drafters/drafter.js';
 
 export type StopReason = 'eos' | 'length' | 'context' | 'interrupted';
 export type DecoderName = 'auto' | 'jacobi' | 'ar';
@@ -157,15 +157,15 @@ export async function generate(sequence: Sequence, options: GenerateOptions): Pr
     scored += pass.tokens.length;
     largestPass = Math.max(largestPass, pass.tokens.length);
 
-    // 2. argmax[i] is the model's token after pass index i. It is certain while every guess on the path to
-    //    i was right: each guess equals the argmax after its parent.
-    const path = acceptedPath(pass, result.argmax);
-    const predicted = path.map((i) => result.argmax[i]);
+    // 2. chosen[i] is the model's token after pass index i. It is certain while every guess on the path to
+    //    i was right: each guess equals the model's token after its parent.
+    const path = acceptedPath(pass, result.chosen);
+    const predicted = path.map((i) => result.chosen[i]);
     const observed = options.onStep?.({
       step: steps,
       position: sequence.position,
       fed: pass.tokens.slice(pass.root, pass.mainChain),
-      predicted: Array.from(result.argmax.subarray(pass.root, pass.mainChain)),
+      predicted: Array.from(result.chosen.subarray(pass.root, pass.mainChain)),
       accepted: path.length,
       scored: pass.tokens.length,
     });
@@ -198,7 +198,7 @@ export async function generate(sequence: Sequence, options: GenerateOptions): Pr
     options.onTokens?.(kept);
 
     // 4. The drafter learns from the pass: its sources, the acceptance rates and the cost of a pass.
-    drafter.observe({ layout: pass, start, argmax: result.argmax, topk: result.topk, path, committed: sequence.tokens }, passMs);
+    drafter.observe({ layout: pass, start, chosen: result.chosen, topk: result.topk, path, committed: sequence.tokens }, passMs);
   }
   return { tokens, margins, sampling, stopReason, steps, scored, largestPass, sources, decodeMs: performance.now() - t0 - observerMs, forwardMs };
 }

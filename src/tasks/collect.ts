@@ -1,10 +1,10 @@
 // Jacobi trajectories for consistency training, as the CLLM paper collects them: each block of n tokens
 // starts from tokens drawn at random from the prompt and is re-scored in one pass per iteration until it
 // stops changing. Every state on the way is recorded; the fixed point is appended and the next block follows.
-import { seededRandom } from './draft.js';
-import type { Evaluator } from './evaluator.js';
-import { generate } from './jacobi.js';
-import { Sequence } from './sequence.js';
+import { seededRandom } from '../engine/drafters/fill.js';
+import type { Evaluator } from '../engine/evaluator.js';
+import { generate } from '../engine/generate.js';
+import { Sequence } from '../engine/sequence.js';
 
 /** One block's record, with the field names of the reference implementation (hao-ai-lab/Consistency_LLM). */
 export interface TrajectoryRecord {
@@ -74,10 +74,10 @@ export async function collectPrompt(evaluator: Evaluator, prompt: readonly numbe
     const states = [state];
     for (;;) {
       if (options.signal?.aborted) throw new CollectInterrupted();
-      // Position j of the block takes the argmax after position j - 1: the pending token, then the state.
-      const { argmax } = await stoppable(evaluator.decode([sequence.pending, ...state.slice(0, n - 1)], sequence.position));
+      // Position j of the block takes the model's token after position j - 1: the pending token, then the state.
+      const { chosen } = await stoppable(evaluator.decode([sequence.pending, ...state.slice(0, n - 1)], sequence.position));
       iterations++;
-      const next = Array.from(argmax);
+      const next = Array.from(chosen);
       // At the fixed point the pass just made cached exactly the tokens to keep, so nothing is rolled back.
       if (next.every((t, i) => t === state[i])) break;
       evaluator.rollback(sequence.position);

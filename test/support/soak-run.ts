@@ -1,9 +1,9 @@
 // The leak soak's generations, in a process of their own (see soak.test.ts): `node --expose-gc --import tsx
 // test/soak-run.ts WARM_UP COUNT` prints the lowest resident memory (bytes) over the last 50 generations of
 // the warm-up and of the COUNT generations after it, as JSON.
-import { complete } from '../src/engine/jacobi.js';
-import { Model } from '../src/engine/model.js';
-import { Sequence } from '../src/engine/sequence.js';
+import { complete } from '../../src/engine/generate.js';
+import { Model } from '../../src/engine/model.js';
+import { Sequence } from '../../src/engine/sequence.js';
 import { storiesModel } from './models.js';
 
 const PROMPTS = ['Once upon a time', 'Tom and Lily went to the park', 'The little dog was sad because', 'One day, a big bird'];

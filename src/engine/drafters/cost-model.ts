@@ -2,7 +2,7 @@
 // of t from a short calibration when a context is first used, its scale from every pass since. One scale
 // for all sizes follows what changes for all of them alike (the position in the context, the threads,
 // whatever else the machine is doing), including sizes the planner has not chosen for a while.
-import type { Evaluator } from './evaluator.js';
+import type { Evaluator } from '../evaluator.js';
 
 const CALIBRATION_SIZES = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64];
 

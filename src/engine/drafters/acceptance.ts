@@ -1,7 +1,7 @@
 // How often each kind of guess is right, measured on the text being generated. Every step's candidate
 // tree is checked against the tokens that decoding then commits, whether or not the tree was scored: the
-// output is the greedy output either way, so a source that the planner leaves unused still gets measured.
-import type { DraftTree } from './draft-tree.js';
+// output is the same either way, so a source that the planner leaves unused still gets measured.
+import type { DraftTree } from '../draft-tree.js';
 
 interface Watched {
   tree: DraftTree;
@@ -24,7 +24,7 @@ export class AcceptanceRates {
     private readonly maxWatched = 32,
   ) {}
 
-  /** The estimated probability that a guess of this kind is the greedy token, given that its parent is. */
+  /** The estimated probability that a guess of this kind is the model's token, given that its parent is. */
   rate(key: string): number {
     const c = this.counts.get(key);
     return ((c?.accepted ?? 0) + this.priorAccepted) / ((c?.offered ?? 0) + this.priorOffered);
