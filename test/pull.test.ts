@@ -10,7 +10,9 @@ import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pty from 'node-pty';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { cachePath, parseModelSpec, pullModel, resolveModelSpec, type PullProgress } from '../src/model-files/pull.js';
+import { cachePath } from '../src/model-files/cache.js';
+import { pullModel, resolveModelSpec, type PullProgress } from '../src/model-files/pull.js';
+import { parseModelSpec } from '../src/model-files/spec.js';
 import { fixtureModel } from './support/models.js';
 
 const cllm = fileURLToPath(new URL('../bin/cllm.js', import.meta.url));

@@ -9,7 +9,8 @@ import { native } from '../engine/addon.js';
 import { CllmError } from '../engine/errors.js';
 import { Model } from '../engine/model.js';
 import { parsePromptFile, type BenchPrompt } from '../tasks/prompts.js';
-import { isRemoteSpec, pullModel, type PullProgress, type PullResult } from '../model-files/pull.js';
+import { pullModel, type PullProgress, type PullResult } from '../model-files/pull.js';
+import { isRemoteSpec } from '../model-files/spec.js';
 import { LLAMA_CPP_SAMPLING, randomSeed, samplingRange, type SamplingOptions } from '../engine/sampling.js';
 
 export function fail(message: string, exitCode = 1): void {

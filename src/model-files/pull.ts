@@ -3,15 +3,13 @@
 // final name: the bytes arrive in FILE.part, which a later pull resumes with an HTTP Range request.
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { CllmError } from '../engine/errors.js';
-
-export type ModelSource =
-  | { kind: 'hf'; repo: string; revision: string; file: string }
-  | { kind: 'url'; url: URL };
+import { cachePath, defaultCacheDir, inFileSystem, lock, sizeOf, syncFile } from './cache.js';
+import { announcedSize, contentRange, nonNegativeInteger, sha256FromEtag } from './http-headers.js';
+import { describeSource, isRemoteSpec, parseModelSpec, type ModelSource } from './spec.js';
 
 export interface PullProgress {
   /** The file's name, without its folders. */
@@ -43,106 +41,9 @@ export interface PullResult {
   /** True when the download was checked against a sha256 the server gave. */
   verified: boolean;
 }
-
 const HUB = 'https://huggingface.co';
 const MAX_REDIRECTS = 10;
 const DEFAULT_RETRIES = 3;
-// A repository owner, name or revision: what the hub allows, which also rules out "." and "..".
-const HUB_NAME = /^[\w][\w.-]*$/;
-const SPEC_HELP = 'hf:ORG/REPO[@REVISION]/FILE.gguf or an http(s):// URL';
-
-export function isRemoteSpec(spec: string): boolean {
-  return /^(hf:|https?:\/\/)/i.test(spec);
-}
-
-/** Parses hf:ORG/REPO[@REVISION]/FILE.gguf or an http(s) URL; anything malformed is a usage error. */
-export function parseModelSpec(spec: string): ModelSource {
-  if (/^hf:/i.test(spec)) return parseHubSpec(spec, spec.slice(3));
-  if (/^https?:\/\//i.test(spec)) return parseUrlSpec(spec);
-  throw badSpec(spec, `expected ${SPEC_HELP}`);
-}
-
-function parseHubSpec(spec: string, rest: string): ModelSource {
-  const [owner, repoAndRevision, ...fileParts] = rest.split('/');
-  if (!repoAndRevision || fileParts.length === 0) throw badSpec(spec, `name the file: ${SPEC_HELP}`);
-  const [name, revision = 'main', ...extra] = repoAndRevision.split('@');
-  if (extra.length > 0) throw badSpec(spec, `"${repoAndRevision}" has more than one @`);
-  for (const part of [owner, name, revision]) {
-    if (!HUB_NAME.test(part) || part.includes('..')) throw badSpec(spec, `"${part}" is not a valid repository or revision name`);
-  }
-  const badPart = fileParts.find((part) => !isSafeSegment(part));
-  if (badPart !== undefined) throw badSpec(spec, `"${badPart}" is not a valid part of a file path`);
-  const file = fileParts.join('/');
-  if (!/\.gguf$/i.test(file)) {
-    throw badSpec(spec, 'cllm runs GGUF files; a safetensors checkpoint needs converting with llama.cpp\'s convert_hf_to_gguf.py first');
-  }
-  return { kind: 'hf', repo: `${owner}/${name}`, revision, file };
-}
-
-function parseUrlSpec(spec: string): ModelSource {
-  let url: URL;
-  try {
-    url = new URL(spec);
-  } catch {
-    throw badSpec(spec, 'not a valid URL');
-  }
-  if (urlPathSegments(url).length === 0) throw badSpec(spec, 'the URL names no file');
-  return { kind: 'url', url };
-}
-
-function isSafeSegment(part: string): boolean {
-  return part !== '' && part !== '.' && part !== '..' && !/[\\\x00-\x1f]/.test(part);
-}
-
-function badSpec(spec: string, why: string): CllmError {
-  return new CllmError(`bad model "${spec}": ${why}`, 2);
-}
-
-/** A URL's path as file names: decoded, so that they read well, then made harmless. */
-function urlPathSegments(url: URL): string[] {
-  return url.pathname
-    .split('/')
-    .filter((part) => part !== '')
-    .map((part) => safeName(decodeOrKeep(part)));
-}
-
-function decodeOrKeep(part: string): string {
-  try {
-    return decodeURIComponent(part);
-  } catch {
-    return part;
-  }
-}
-
-function safeName(part: string): string {
-  const cleaned = part.replace(/[/\\\x00-\x1f]/g, '_');
-  return cleaned === '.' || cleaned === '..' ? cleaned.replace(/\./g, '_') : cleaned;
-}
-
-export function defaultCacheDir(): string {
-  if (process.env.CLLM_CACHE) return resolve(process.env.CLLM_CACHE);
-  // The XDG spec says to ignore a relative XDG_CACHE_HOME.
-  const xdg = process.env.XDG_CACHE_HOME;
-  return join(xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.cache'), 'cllm');
-}
-
-/** Where a source lives in the cache: <cache>/hf/ORG/REPO/REVISION/FILE or <cache>/url/HOST/PATH. */
-export function cachePath(source: ModelSource, cacheDir: string): string {
-  const root = resolve(cacheDir);
-  const parts =
-    source.kind === 'hf'
-      ? ['hf', ...source.repo.split('/'), source.revision, ...source.file.split('/')]
-      : ['url', safeName(source.url.host.replace(/[^\w.-]/g, '_')), ...urlPathSegments(source.url)];
-  const path = join(root, ...parts);
-  // The parsers already refuse what could climb out; this keeps it so should they ever change.
-  const inside = relative(root, path);
-  if (inside === '' || inside.startsWith('..') || isAbsolute(inside)) throw new CllmError(`refusing to store ${describe(source)} outside the cache ${root}`, 2);
-  return path;
-}
-
-function describe(source: ModelSource): string {
-  return source.kind === 'hf' ? `hf:${source.repo}${source.revision === 'main' ? '' : `@${source.revision}`}/${source.file}` : source.url.href;
-}
 
 /** A local path as it is; an hf: or http(s) spec pulled into the cache (once) and its local path. */
 export async function resolveModelSpec(spec: string, options: PullOptions = {}): Promise<string> {
@@ -185,7 +86,7 @@ function remoteOf(source: ModelSource): Remote {
   const url = new URL(`${endpoint.href.replace(/\/+$/, '')}/${source.repo}/resolve/${encodeURIComponent(source.revision)}/${path}`);
   const token = process.env.HF_TOKEN || process.env.HUGGING_FACE_HUB_TOKEN;
   const authorization = token ? { origin: endpoint.origin, header: `Bearer ${token}` } : undefined;
-  return { url, name: describe(source), hub: true, authorization };
+  return { url, name: describeSource(source), hub: true, authorization };
 }
 
 function hubEndpoint(): URL {
@@ -371,84 +272,4 @@ async function hashOf(part: string, sha256: string | undefined): Promise<Hash | 
     for await (const chunk of createReadStream(part)) hash.update(chunk);
   });
   return hash;
-}
-
-// The rename must not land before the bytes do, or a crash could leave a short file under the final name.
-async function syncFile(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Keeps two pulls of the same file from appending to one part file. */
-async function lock(path: string): Promise<() => Promise<void>> {
-  const lockFile = `${path}.lock`;
-  try {
-    await writeFile(lockFile, String(process.pid), { flag: 'wx' });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fileSystemError(lockFile, err as NodeJS.ErrnoException);
-    const holder = Number(await readFile(lockFile, 'utf8').catch(() => ''));
-    if (isRunning(holder)) throw new CllmError(`another cllm (pid ${holder}) is downloading ${basename(path)}: wait for it, or remove ${lockFile} if it is gone`);
-    // Left by a process that died: take it over.
-    await inFileSystem(lockFile, () => writeFile(lockFile, String(process.pid)));
-  }
-  return () => rm(lockFile, { force: true });
-}
-
-function isRunning(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-async function sizeOf(path: string): Promise<number | undefined> {
-  try {
-    return (await stat(path)).size;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw fileSystemError(path, err as NodeJS.ErrnoException);
-  }
-}
-
-async function inFileSystem<T>(path: string, operation: () => Promise<T>): Promise<T> {
-  try {
-    return await operation();
-  } catch (err) {
-    throw fileSystemError(path, err as NodeJS.ErrnoException);
-  }
-}
-
-function fileSystemError(path: string, err: NodeJS.ErrnoException): CllmError {
-  if (err.code === 'ENOSPC' || err.code === 'EDQUOT') return new CllmError(`the disk is full: cannot write ${path}; free some space and pull again to resume`);
-  return new CllmError(`cannot ${err.syscall ?? 'use'} ${path}: ${err.code ?? err.message}`);
-}
-
-function nonNegativeInteger(value: string | null): number | undefined {
-  if (value === null || !/^\d+$/.test(value.trim())) return undefined;
-  return Number(value);
-}
-
-/** The size a 200 or 206 response announces for the whole file. */
-function announcedSize(response: Response): number | undefined {
-  return response.status === 206 ? contentRange(response)?.size : nonNegativeInteger(response.headers.get('content-length'));
-}
-
-/** "bytes START-END/SIZE" or "bytes * /SIZE"; SIZE may be "*" (unknown). */
-function contentRange(response: Response): { start?: number; size?: number } | undefined {
-  const match = /^bytes (?:(\d+)-\d+|\*)\/(\d+|\*)$/.exec(response.headers.get('content-range')?.trim() ?? '');
-  if (!match) return undefined;
-  return { start: match[1] === undefined ? undefined : Number(match[1]), size: match[2] === '*' ? undefined : Number(match[2]) };
-}
-
-/** An ETag (quoted, maybe weak) that is a sha256, as the hub's X-Linked-Etag is for LFS files. */
-function sha256FromEtag(etag: string | null): string | undefined {
-  const value = etag?.trim().replace(/^W\//, '').replace(/^"|"$/g, '').toLowerCase();
-  return value && /^[0-9a-f]{64}$/.test(value) ? value : undefined;
 }
