@@ -3,7 +3,7 @@
 // and the median paired speedup over AR, and checks every output against AR's.
 // Usage: node --import tsx bench/sources-alone.ts -m MODEL [--prompts FILE.jsonl] [--limit N] [--max-tokens N] [--threads N] [--repeat N]
 import { parseArgs } from 'node:util';
-import { readPromptFile } from '../src/cli/shared.js';
+import { readPromptFile } from '../src/cli/files.js';
 import { median } from '../src/tasks/bench.js';
 import { CostModel } from '../src/engine/drafters/cost-model.js';
 import { drawFromText } from '../src/engine/drafters/fill.js';

@@ -1,5 +1,4 @@
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CllmError } from '../src/engine/errors.js';
@@ -7,8 +6,9 @@ import { complete } from '../src/engine/generate.js';
 import { Model } from '../src/engine/model.js';
 import { Sequence } from '../src/engine/sequence.js';
 import { fixtureModel, haveStories, storiesModel } from './support/models.js';
+import { scratchDir } from './support/cli.js';
 
-const scratch = mkdtempSync(join(tmpdir(), 'cllm-test-'));
+const scratch = scratchDir('cllm-test-');
 
 /** Greedy decoding one token per pass; returns the generated tokens and the argmax at every position. */
 async function greedyOneByOne(model: Model, prompt: string, count: number) {

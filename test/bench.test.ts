@@ -1,22 +1,17 @@
 // cllm bench: the JSON schema, the prompt files, Ctrl-C, and the HTML report rendered in headless Chromium.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parsePromptFile } from '../src/tasks/prompts.js';
 import { fixtureModel } from './support/models.js';
+import { cllm, runCli, scratchDir } from './support/cli.js';
 
-const cllm = fileURLToPath(new URL('../bin/cllm.js', import.meta.url));
-const scratch = mkdtempSync(join(tmpdir(), 'cllm-bench-test-'));
+const scratch = scratchDir('cllm-bench-test-');
 const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find(existsSync);
 if (!chromium) console.warn('Chromium not found (apt-get install chromium): the HTML report rendering test is skipped');
 
-function bench(args: string[]) {
-  const result = spawnSync(process.execPath, [cllm, 'bench', '-m', fixtureModel, ...args], { encoding: 'utf8', timeout: 120_000 });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+const bench = (args: string[]) => runCli(['bench', '-m', fixtureModel, ...args], { timeout: 120_000 });
 
 describe('cllm bench --fast-kernels', () => {
   it('records that its kernels are not exact, and says so in the summary', () => {

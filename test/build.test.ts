@@ -1,16 +1,17 @@
 // The native build's own failure messages: one readable paragraph, no cmake or compiler spew.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { scratchDir } from './support/cli.js';
 
+const scratch = scratchDir('cllm-build-');
 const script = fileURLToPath(new URL('../scripts/build-native.mjs', import.meta.url));
 
 function build(env: Record<string, string>) {
   // A PATH holding only node: no cmake, no compiler, no git.
-  const bin = mkdtempSync(join(tmpdir(), 'cllm-path-'));
+  const bin = mkdtempSync(join(scratch, 'cllm-path-'));
   symlinkSync(process.execPath, join(bin, 'node'));
   return spawnSync(process.execPath, [script], { encoding: 'utf8', env: { PATH: bin, ...env } });
 }
@@ -38,9 +39,9 @@ describe('native build errors', () => {
 describe('the backend the build picks itself', () => {
   // A PATH with node and, as asked, stand-ins for nvidia-smi and nvcc; a toolkit folder with or without cuBLAS.
   function detect({ gpu = false, nvcc = false, cublas = false, env = {} as Record<string, string> } = {}) {
-    const bin = mkdtempSync(join(tmpdir(), 'cllm-path-'));
+    const bin = mkdtempSync(join(scratch, 'cllm-path-'));
     symlinkSync(process.execPath, join(bin, 'node'));
-    const toolkit = mkdtempSync(join(tmpdir(), 'cllm-cuda-'));
+    const toolkit = mkdtempSync(join(scratch, 'cllm-cuda-'));
     mkdirSync(join(toolkit, 'bin'));
     mkdirSync(join(toolkit, 'lib64'));
     const script = (file: string, body: string) => writeFileSync(file, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
@@ -67,7 +68,7 @@ describe('the backend the build picks itself', () => {
   it.runIf(onLinux)('says that cuBLAS is missing, and how to point the build at the wheels', () => {
     const { stdout } = detect({ gpu: true, nvcc: true });
     expect(stdout).toMatch(/^cpu: NVIDIA H100 80GB HBM3 and nvcc found, but not cuBLAS\. .*pip install nvidia-cublas nvidia-cuda-runtime.*CLLM_CUBLAS_DIR/);
-    const wheel = mkdtempSync(join(tmpdir(), 'cllm-cublas-'));
+    const wheel = mkdtempSync(join(scratch, 'cllm-cublas-'));
     mkdirSync(join(wheel, 'lib'));
     writeFileSync(join(wheel, 'lib', 'libcublas.so.13'), '');
     expect(detect({ gpu: true, nvcc: true, env: { CLLM_CUBLAS_DIR: wheel } }).stdout).toMatch(new RegExp(`^cuda: .*cuBLAS in ${join(wheel, 'lib')}$`));

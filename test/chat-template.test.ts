@@ -2,18 +2,16 @@
 // template that loops, doubles a string, recurses or nests deeply is one line of error in a second or two,
 // and the chat falls back to plain completion.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pty from 'node-pty';
 import { describe, expect, it } from 'vitest';
 import { renderChatTemplate } from '../src/engine/chat-template.js';
 import { HOSTILE_TEMPLATES, parseGguf, writeGguf } from './support/gguf-mutate.js';
 import { haveStories, storiesModel } from './support/models.js';
+import { cllm, scratchDir } from './support/cli.js';
 
-const cllm = fileURLToPath(new URL('../bin/cllm.js', import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'cllm-template-'));
+const dir = scratchDir('cllm-template-');
 
 function withTemplate(name: string, template: string): string {
   const g = parseGguf(readFileSync(storiesModel));

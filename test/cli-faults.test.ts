@@ -3,16 +3,14 @@
 // line (or none) and the right exit code, never a stack trace.
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, truncateSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pty from 'node-pty';
 import { describe, expect, it } from 'vitest';
 import { fixtureModel, haveStories, havePycoder, pycoderModel, storiesModel } from './support/models.js';
+import { cllm, scratchDir } from './support/cli.js';
 
-const cllm = fileURLToPath(new URL('../bin/cllm.js', import.meta.url));
 const model = haveStories ? storiesModel : fixtureModel;
-const scratch = mkdtempSync(join(tmpdir(), 'cllm-faults-'));
+const scratch = scratchDir('cllm-faults-');
 
 function run(args: string[], options: { input?: string; stdio?: 'pipe' | 'ignore'; shell?: string } = {}) {
   const result = options.shell
@@ -161,7 +159,7 @@ describe.skipIf(!haveStories)('signals', () => {
   });
 
   it('a model file truncated under a run: one line, exit code 1, the text so far kept', async () => {
-    const copy = join(mkdtempSync(join(tmpdir(), 'cllm-sigbus-')), 'model.gguf');
+    const copy = join(mkdtempSync(join(scratch, 'sigbus-')), 'model.gguf');
     copyFileSync(havePycoder ? pycoderModel : model, copy);
     const child = spawn(process.execPath, [cllm, 'run', '-m', copy, '--raw', '--temp', '0', '-n', '100000', '-c', '1024', '--decoder', 'ar', 'def main():'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

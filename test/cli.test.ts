@@ -1,17 +1,14 @@
 // The built `cllm` command, spawned as a user would run it: pipes, JSON, errors, and a real terminal.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pty from 'node-pty';
 import { describe, expect, it } from 'vitest';
 import { fixtureModel, haveStories, storiesModel } from './support/models.js';
+import { cllm, runCli } from './support/cli.js';
 
-const cllm = fileURLToPath(new URL('../bin/cllm.js', import.meta.url));
 const ESC = '\x1b';
 
-function run(args: string[], input?: string) {
-  const result = spawnSync(process.execPath, [cllm, ...args], { input, encoding: 'utf8', env: { ...process.env, CLLM_MODEL: '' }, timeout: 60_000 });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+const run = (args: string[], input?: string) => runCli(args, { input, env: { CLLM_MODEL: '' } });
 
 const completionModel = haveStories ? storiesModel : fixtureModel;
 

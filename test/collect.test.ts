@@ -1,17 +1,15 @@
 // cllm collect: the trajectory loop against the fake model, then the command on real models: the record
 // format, fixed points equal to greedy decoding, resume, Ctrl-C and bad input.
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { collectPrompt, isRepetitive, type TrajectoryRecord } from '../src/tasks/collect.js';
 import { EOS, FakeModel } from './support/fake-model.js';
 import { fixtureModel, haveStories, storiesModel } from './support/models.js';
+import { cllm, scratchDir } from './support/cli.js';
 
-const cllm = fileURLToPath(new URL('../bin/cllm.js', import.meta.url));
-const tmp = mkdtempSync(join(tmpdir(), 'cllm-collect-'));
+const tmp = scratchDir('cllm-collect-');
 
 function run(args: string[]) {
   const result = spawnSync(process.execPath, [cllm, ...args], { encoding: 'utf8', timeout: 120_000 });

@@ -2,7 +2,7 @@
 // tolerance: on the CPU a pass of several tokens computes every logit with the same kernels, in the same
 // order, as a one-token pass (llamafile's tinyBLAS is off, the KV cache F32), so even near-ties agree.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readPromptFile } from '../src/cli/shared.js';
+import { readPromptFile } from '../src/cli/files.js';
 import type { Context } from '../src/engine/context.js';
 import { CostModel } from '../src/engine/drafters/cost-model.js';
 import { drawFromText } from '../src/engine/drafters/fill.js';

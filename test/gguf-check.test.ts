@@ -1,17 +1,15 @@
 // Damaged and hostile model files: each class of change that used to crash llama.cpp (abort, segfault) or hang
 // now gives one line naming the key or tensor, exit code 1, in `cllm info` and `cllm run` alike.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { checkGguf } from '../src/model-files/gguf-check.js';
 import { parseGguf, writeGguf, type Gguf } from './support/gguf-mutate.js';
 import { fixtureModel, haveStories, havePycoder, pycoderModel, storiesModel } from './support/models.js';
+import { cllm, scratchDir } from './support/cli.js';
 
-const cllm = fileURLToPath(new URL('../bin/cllm.js', import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'cllm-gguf-'));
+const dir = scratchDir('cllm-gguf-');
 
 function cli(args: string[]) {
   const result = spawnSync(process.execPath, [cllm, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 30_000 });

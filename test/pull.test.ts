@@ -2,21 +2,19 @@
 // requests, cut connections, tokens; first the engine's pullModel, then the command as a user runs it.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pty from 'node-pty';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { cachePath } from '../src/model-files/cache.js';
 import { pullModel, resolveModelSpec, type PullProgress } from '../src/model-files/pull.js';
 import { parseModelSpec } from '../src/model-files/spec.js';
 import { fixtureModel } from './support/models.js';
+import { cllm, scratchDir } from './support/cli.js';
 
-const cllm = fileURLToPath(new URL('../bin/cllm.js', import.meta.url));
-const scratch = mkdtempSync(join(tmpdir(), 'cllm-pull-'));
+const scratch = scratchDir('cllm-pull-');
 
 /** 3 MiB and a bit of deterministic, incompressible bytes (an xorshift stream). */
 function fixtureBytes(length: number): Buffer {

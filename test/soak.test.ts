@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { haveStories } from './support/models.js';
 
-const script = fileURLToPath(new URL('./soak-run.ts', import.meta.url));
+const script = fileURLToPath(new URL('./support/soak-run.ts', import.meta.url));
 
 describe.skipIf(!haveStories)('leak soak', () => {
   it('500 generations grow the resident memory by less than 5%', () => {

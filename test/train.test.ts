@@ -1,12 +1,12 @@
 // cllm train and the PyTorch trainer: its Python unit tests, the GGUF round trip, an end-to-end run
 // (collect, train, export, load and generate), and bad input. Skipped, saying so, where torch is missing.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { fixtureModel, haveStories, storiesModel } from './support/models.js';
+import { scratchDir } from './support/cli.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cllm = join(root, 'bin/cllm.js');
@@ -14,7 +14,7 @@ const python = process.env.CLLM_PYTHON || 'python3';
 const haveTorch = spawnSync(python, ['-c', 'import torch, numpy, gguf']).status === 0;
 if (!haveTorch) console.warn(`torch, numpy or gguf is missing for ${python}: the trainer's tests are skipped (pip install -r train/requirements.txt)`);
 const pycoder = resolve(root, '../shared/models/pycoder-16m.gguf');
-const tmp = mkdtempSync(join(tmpdir(), 'cllm-train-'));
+const tmp = scratchDir('cllm-train-');
 
 function run(args: string[], env: Record<string, string> = {}) {
   const result = spawnSync(process.execPath, [cllm, ...args], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, ...env } });

@@ -3,19 +3,23 @@ import chalk from 'chalk';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { availableParallelism, cpus } from 'node:os';
 import { native } from '../engine/addon.js';
-import { runBench, runsPerPrompt, summarize, type BenchRun, type BenchSummaryRow, type BenchVariant } from '../tasks/bench.js';
+import type { Context } from '../engine/context.js';
 import { CllmError } from '../engine/errors.js';
 import type { DecoderName } from '../engine/generate.js';
 import type { Model } from '../engine/model.js';
-import { CHAT_PROMPTS, STORY_OPENERS, type BenchPrompt } from '../tasks/prompts.js';
-import { Sequence } from '../engine/sequence.js';
-import { benchReport, type BenchResult } from './report.js';
-import { promptTokens } from './run.js';
 import { describeSampling, type SamplingOptions } from '../engine/sampling.js';
-import { checkBlock, checkBlockFits, checkOutputPath, FAST_KERNELS_HELP, originShares, interruptible, loadModel, modelOptions, positiveInteger, progressBar, readPromptFile, samplingFrom, samplingOptions, warnAboutContext, writeFileAtomically, type SamplingFlags } from './shared.js';
+import { Sequence } from '../engine/sequence.js';
+import { runBench, runsPerPrompt, summarize, type BenchSummaryRow, type BenchVariant } from '../tasks/bench.js';
+import { CHAT_PROMPTS, STORY_OPENERS, type BenchPrompt } from '../tasks/prompts.js';
+import { checkOutputPath, readPromptFile, writeFileAtomically } from './files.js';
+import { originShares } from './format.js';
+import { withModel } from './load-model.js';
+import { FAST_KERNELS_HELP, modelOptions, positiveInteger, samplingFrom, samplingOptions, type ModelFlags, type SamplingFlags } from './options.js';
+import { promptTokens } from './prompt.js';
+import { benchReport, type BenchResult } from './report.js';
+import { withProgress } from './terminal.js';
 
-interface BenchFlags extends SamplingFlags {
-  model?: string;
+interface BenchFlags extends SamplingFlags, ModelFlags {
   prompts?: string;
   set?: 'stories' | 'chat';
   decoders: DecoderName[];
@@ -23,15 +27,9 @@ interface BenchFlags extends SamplingFlags {
   maxTokens: number;
   repeat: number;
   limit?: number;
-  threads?: number;
-  batchSize?: number;
-  ctx?: number;
-  gpuLayers?: number;
-  rpc?: string[];
   fastKernels?: boolean;
   json?: string;
   report?: string;
-  verbose?: boolean;
 }
 
 /** A comma-separated list, each item parsed as the flag's single values are (no spaces). */
@@ -60,12 +58,8 @@ export function benchCommand(): Command {
       const prompts = promptSet(flags);
       // A bench can run for an hour: find an unwritable output before, not after.
       for (const file of [flags.report, flags.json === '-' ? undefined : flags.json]) if (file) checkOutputPath(file);
-      const model = await loadModel(flags);
-      try {
-        await bench(model, prompts, flags);
-      } finally {
-        model.dispose();
-      }
+      const largestBlock = flags.decoders.includes('jacobi') ? Math.max(...flags.block) : 1;
+      await withModel(flags, { exact: !flags.fastKernels, block: largestBlock }, (model, context) => bench(model, context, prompts, flags));
     });
 }
 
@@ -73,7 +67,7 @@ function promptSet(flags: BenchFlags): { name: string; prompts: BenchPrompt[] } 
   return flags.prompts ? { name: flags.prompts, prompts: readPromptFile(flags.prompts) } : { builtIn: true };
 }
 
-async function bench(model: Model, source: ReturnType<typeof promptSet>, flags: BenchFlags): Promise<void> {
+async function bench(model: Model, context: Context, source: ReturnType<typeof promptSet>, flags: BenchFlags): Promise<void> {
   const set = 'builtIn' in source ? (flags.set ?? (model.hasChatTemplate ? 'chat' : 'stories')) : source.name;
   const all = 'builtIn' in source ? (set === 'chat' ? CHAT_PROMPTS : STORY_OPENERS).map((prompt) => ({ prompt })) : source.prompts;
   const prompts = all.slice(0, flags.limit ?? all.length);
@@ -82,33 +76,15 @@ async function bench(model: Model, source: ReturnType<typeof promptSet>, flags: 
     ...(flags.decoders.includes('auto') ? [{ decoder: 'auto' as const, block: 0 }] : []),
     ...(flags.decoders.includes('jacobi') ? [...new Set(flags.block)].map((block) => ({ decoder: 'jacobi' as const, block })) : []),
   ];
-  warnAboutContext(model, flags);
-  const context = model.createContext({ contextSize: flags.ctx, batchSize: flags.batchSize, threads: flags.threads, exact: !flags.fastKernels });
   const tokens = prompts.map((p) => promptTokens(model, 'messages' in p ? p.messages : [{ role: 'user', content: p.prompt }]));
   const tooLong = tokens.findIndex((t) => t.length + flags.maxTokens > context.size);
   if (tooLong >= 0) {
     throw new CllmError(`prompt ${tooLong + 1} (${tokens[tooLong].length} tokens) plus --max-tokens ${flags.maxTokens} exceeds the context of ${context.size}: raise --ctx`);
   }
-  for (const v of variants) checkBlockFits(v.block, context.size);
-
-  for (const v of variants) checkBlock(model, v.block);
-  const interrupt = interruptible();
-  const bar = progressBar('bench {bar} {value}/{total} runs | {eta_formatted} left');
-  bar?.start(prompts.length * runsPerPrompt({ variants, repeat: flags.repeat }), 0);
-  let run: BenchRun;
-  try {
-    run = await runBench(new Sequence(context), tokens, {
-      variants,
-      maxTokens: flags.maxTokens,
-      repeat: flags.repeat,
-      sampling: samplingFrom(flags),
-      signal: interrupt.signal,
-      onRun: () => bar?.increment(),
-    });
-  } finally {
-    bar?.stop();
-    interrupt.release();
-  }
+  const runs = prompts.length * runsPerPrompt({ variants, repeat: flags.repeat });
+  const run = await withProgress('bench {bar} {value}/{total} runs | {eta_formatted} left', runs, (signal, bar) =>
+    runBench(new Sequence(context), tokens, { variants, maxTokens: flags.maxTokens, repeat: flags.repeat, sampling: samplingFrom(flags), signal, onRun: () => bar?.increment() }),
+  );
 
   const { summary, bestBlock } = summarize(run.rows, variants);
   const build = native().buildInfo();

@@ -2,14 +2,17 @@
 import chalk from 'chalk';
 import { Command } from 'commander';
 import { closeSync, existsSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
-import { collectPrompt, CollectInterrupted, isRepetitive, type TrajectoryRecord } from '../tasks/collect.js';
+import type { Context } from '../engine/context.js';
 import { CllmError } from '../engine/errors.js';
 import type { Model } from '../engine/model.js';
-import { promptTokens } from './run.js';
-import { checkBlock, checkBlockFits, checkOutputPath, integer, interruptible, loadModel, modelOptions, positiveInteger, progressBar, readPromptFile, warnAboutContext } from './shared.js';
+import { collectPrompt, CollectInterrupted, isRepetitive, type TrajectoryRecord } from '../tasks/collect.js';
+import { checkOutputPath, readPromptFile } from './files.js';
+import { withModel } from './load-model.js';
+import { integer, modelOptions, positiveInteger, type ModelFlags } from './options.js';
+import { promptTokens } from './prompt.js';
+import { withProgress } from './terminal.js';
 
-interface CollectFlags {
-  model?: string;
+interface CollectFlags extends ModelFlags {
   prompts: string;
   output: string;
   block: number;
@@ -18,11 +21,6 @@ interface CollectFlags {
   resume?: boolean;
   seed: number;
   verify: boolean;
-  ctx?: number;
-  threads?: number;
-  batchSize?: number;
-  gpuLayers?: number;
-  verbose?: boolean;
 }
 
 export function collectCommand(): Command {
@@ -39,12 +37,7 @@ export function collectCommand(): Command {
       const prompts = readPrompts(flags.prompts).slice(0, flags.limit);
       checkOutputPath(flags.output);
       const done = flags.resume ? resumePoint(flags.output, flags.block) : refuseOverwrite(flags.output);
-      const model = await loadModel(flags);
-      try {
-        await collect(model, prompts, done, flags);
-      } finally {
-        model.dispose();
-      }
+      await withModel(flags, { block: flags.block }, (model, context) => collect(model, context, prompts, done, flags));
     });
 }
 
@@ -90,52 +83,43 @@ function resumePoint(output: string, block: number): Set<number> {
   return done;
 }
 
-async function collect(model: Model, prompts: string[], done: Set<number>, flags: CollectFlags): Promise<void> {
-  warnAboutContext(model, flags);
-  checkBlock(model, flags.block);
-  const context = model.createContext({ contextSize: flags.ctx, batchSize: flags.batchSize, threads: flags.threads });
-  checkBlockFits(flags.block, context.size);
+async function collect(model: Model, context: Context, prompts: string[], done: Set<number>, flags: CollectFlags): Promise<void> {
   const todo = prompts.map((text, id) => ({ text, id })).filter((p) => !done.has(p.id));
-  const out = openSync(flags.output, 'a');
-  const interrupt = interruptible();
-  const bar = progressBar('collect {bar} {value}/{total} prompts | {blocks} blocks | {eta_formatted} left');
   const totals = { prompts: 0, blocks: 0, dropped: 0, states: 0, tokens: 0, tooLong: 0 };
   const diverged: string[] = [];
   const t0 = performance.now();
-  bar?.start(todo.length, 0, { blocks: 0 });
+  const out = openSync(flags.output, 'a');
   let interrupted = false;
   try {
-    for (const { text, id } of todo) {
-      const tokens = promptTokens(model, [{ role: 'user', content: text }], { raw: true });
-      if (tokens.length + flags.block > context.size) {
-        totals.tooLong++;
-        bar?.increment();
-        continue;
-      }
-      let result;
-      try {
-        result = await collectPrompt(context, tokens, id, { block: flags.block, maxTokens: flags.maxTokens, seed: flags.seed, verify: flags.verify, signal: interrupt.signal });
-      } catch (err) {
-        if (err instanceof CollectInterrupted) {
-          interrupted = true;
-          break;
+    await withProgress('collect {bar} {value}/{total} prompts | {blocks} blocks | {eta_formatted} left', todo.length, async (signal, bar) => {
+      for (const { text, id } of todo) {
+        const tokens = promptTokens(model, [{ role: 'user', content: text }], { raw: true });
+        if (tokens.length + flags.block > context.size) {
+          totals.tooLong++;
+          bar?.increment();
+          continue;
         }
-        throw err;
+        let result;
+        try {
+          result = await collectPrompt(context, tokens, id, { block: flags.block, maxTokens: flags.maxTokens, seed: flags.seed, verify: flags.verify, signal });
+        } catch (err) {
+          if (!(err instanceof CollectInterrupted)) throw err;
+          interrupted = true;
+          return;
+        }
+        const kept = result.records.filter((r) => !isRepetitive(r.teacher_output_ids, (t) => model.isEndOfGeneration(t)));
+        // One write per prompt: an interrupted run leaves whole prompts, which --resume recognises.
+        if (kept.length) writeSync(out, kept.map((r) => JSON.stringify(r)).join('\n') + '\n');
+        totals.prompts++;
+        totals.blocks += kept.length;
+        totals.dropped += result.records.length - kept.length;
+        totals.states += result.iterations;
+        totals.tokens += result.records.length * flags.block;
+        if (result.divergence !== undefined) diverged.push(`data_${id} at token ${result.divergence}`);
+        bar?.increment({ blocks: totals.blocks });
       }
-      const kept = result.records.filter((r) => !isRepetitive(r.teacher_output_ids, (t) => model.isEndOfGeneration(t)));
-      // One write per prompt: an interrupted run leaves whole prompts, which --resume recognises.
-      if (kept.length) writeSync(out, kept.map((r) => JSON.stringify(r)).join('\n') + '\n');
-      totals.prompts++;
-      totals.blocks += kept.length;
-      totals.dropped += result.records.length - kept.length;
-      totals.states += result.iterations;
-      totals.tokens += result.records.length * flags.block;
-      if (result.divergence !== undefined) diverged.push(`data_${id} at token ${result.divergence}`);
-      bar?.increment({ blocks: totals.blocks });
-    }
+    }, { blocks: 0 });
   } finally {
-    bar?.stop();
-    interrupt.release();
     closeSync(out);
   }
   const seconds = (performance.now() - t0) / 1000;

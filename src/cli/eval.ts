@@ -4,18 +4,14 @@ import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { CllmError } from '../engine/errors.js';
 import { documentLoss, splitDocuments, type TextLoss } from '../tasks/perplexity.js';
-import { interruptible, loadModel, modelOptions, positiveInteger, progressBar, warnAboutContext } from './shared.js';
+import { withModel } from './load-model.js';
+import { modelOptions, positiveInteger, type ModelFlags } from './options.js';
+import { withProgress } from './terminal.js';
 
-interface EvalFlags {
-  model?: string;
+interface EvalFlags extends ModelFlags {
   text: string;
   limit?: number;
   json?: boolean;
-  ctx?: number;
-  threads?: number;
-  batchSize?: number;
-  gpuLayers?: number;
-  verbose?: boolean;
 }
 
 export function evalCommand(): Command {
@@ -32,28 +28,19 @@ export function evalCommand(): Command {
       }
       const documents = splitDocuments(text).slice(0, flags.limit);
       if (documents.length === 0) throw new CllmError(`${flags.text} has no text to score`);
-      const model = await loadModel(flags);
-      try {
-        warnAboutContext(model, flags);
-        const context = model.createContext({ contextSize: flags.ctx, batchSize: flags.batchSize, threads: flags.threads });
-        const interrupt = interruptible();
-        const bar = progressBar('eval {bar} {value}/{total} documents | {eta_formatted} left');
+      await withModel(flags, {}, async (model, context) => {
         const loss: TextLoss = { nats: 0, tokens: 0, documents: 0 };
         const t0 = performance.now();
-        bar?.start(documents.length, 0);
-        try {
+        await withProgress('eval {bar} {value}/{total} documents | {eta_formatted} left', documents.length, async (signal, bar) => {
           for (const document of documents) {
-            if (interrupt.signal.aborted) break;
+            if (signal.aborted) break;
             const scored = await documentLoss(context, Array.from(model.tokenize(document)));
             loss.nats += scored.nats;
             loss.tokens += scored.tokens;
             loss.documents++;
             bar?.increment();
           }
-        } finally {
-          bar?.stop();
-          interrupt.release();
-        }
+        });
         const interrupted = loss.documents < documents.length;
         const natsPerToken = loss.tokens ? loss.nats / loss.tokens : NaN;
         const result = {
@@ -74,8 +61,6 @@ export function evalCommand(): Command {
           process.stdout.write(`${natsPerToken.toFixed(4)} nats/token, perplexity ${result.perplexity.toFixed(3)} over ${loss.tokens} tokens of ${loss.documents} documents (${result.seconds.toFixed(1)} s)\n`);
         }
         if (interrupted) process.exitCode = 130;
-      } finally {
-        model.dispose();
-      }
+      });
     });
 }

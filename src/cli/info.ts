@@ -3,14 +3,12 @@ import chalk from 'chalk';
 import { Command } from 'commander';
 import { native, type BuildInfo } from '../engine/addon.js';
 import { CllmError } from '../engine/errors.js';
-import { humanBytes, humanCount, loadModel, modelOptions } from './shared.js';
+import { humanBytes, humanCount } from './format.js';
+import { loadModel } from './load-model.js';
+import { modelOptions, type ModelFlags } from './options.js';
 
-interface InfoFlags {
-  model?: string;
+interface InfoFlags extends ModelFlags {
   json?: boolean;
-  gpuLayers?: number;
-  rpc?: string[];
-  verbose?: boolean;
 }
 
 /** Layers llama.cpp puts on the GPUs (and RPC servers): it counts the output layer as one more. */

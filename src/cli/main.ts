@@ -12,7 +12,8 @@ import { pullCommand } from './pull.js';
 import { runCommand } from './run.js';
 import { trainCommand } from './train.js';
 import { native } from '../engine/addon.js';
-import { describeWriteError, exitRestoringTerminal, fail, outputClosed, restoreTerminal } from './shared.js';
+import { describeWriteError } from './files.js';
+import { exitRestoringTerminal, fail, outputClosed, restoreTerminal } from './terminal.js';
 
 /** Commander's "error: ..." becomes one line in cllm's own style. */
 function usageError(text: string, write: (text: string) => void): void {

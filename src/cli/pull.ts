@@ -3,7 +3,8 @@
 import chalk from 'chalk';
 import { Command } from 'commander';
 import { basename } from 'node:path';
-import { humanBytes, pullWithProgress } from './shared.js';
+import { pullWithProgress } from './download-progress.js';
+import { humanBytes } from './format.js';
 
 interface PullFlags {
   cacheDir?: string;

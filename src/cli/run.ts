@@ -5,33 +5,17 @@ import { basename } from 'node:path';
 import { text as readAll } from 'node:stream/consumers';
 import type { Context } from '../engine/context.js';
 import { CllmError } from '../engine/errors.js';
-import { complete, firstDivergence, type DecoderName, type GenerateOptions, type GenerationStats, type GenerateResult } from '../engine/generate.js';
+import { complete, firstDivergence } from '../engine/generate.js';
 import type { ChatMessage, Model } from '../engine/model.js';
+import { LLAMA_CPP_SAMPLING } from '../engine/sampling.js';
 import { Sequence } from '../engine/sequence.js';
 import { chat } from './chat.js';
-import { describeSampling, LLAMA_CPP_SAMPLING } from '../engine/sampling.js';
-import { aliasOption, progressBar, warn, checkBlock, checkBlockFits, FAST_KERNELS_HELP, interruptible, outputClosed, originShares, loadModel, modelOptions, positiveInteger, samplingFrom, samplingOptions, warnAboutContext, type SamplingFlags } from './shared.js';
+import { blockSize, generateOptions, statsLine, stopNotice, type RunFlags } from './generation.js';
+import { withModel } from './load-model.js';
+import { aliasOption, FAST_KERNELS_HELP, modelOptions, positiveInteger, samplingFrom, samplingOptions } from './options.js';
+import { promptTokens, useTemplate } from './prompt.js';
+import { interruptible, outputClosed, progressBar, warn } from './terminal.js';
 import { trajectoryView } from './trajectory.js';
-
-export interface RunFlags extends SamplingFlags {
-  model?: string;
-  decoder: DecoderName;
-  block: number;
-  maxTokens: number;
-  ctx?: number;
-  threads?: number;
-  batchSize?: number;
-  gpuLayers?: number;
-  system?: string;
-  prompt?: string;
-  raw?: boolean;
-  verify?: boolean;
-  stats?: boolean;
-  verbose?: boolean;
-  json?: boolean;
-  showTrajectory?: boolean;
-  fastKernels?: boolean;
-}
 
 export function runCommand(): Command {
   const command = samplingOptions(
@@ -64,18 +48,11 @@ export function runCommand(): Command {
       const interactive = promptWords.length === 0 && process.stdin.isTTY;
       if (interactive && flags.json) throw new CllmError('--json needs a prompt (an argument or stdin)', 2);
       const prompt = interactive ? undefined : await oneShotPrompt(promptWords);
-      const model = await loadModel(flags);
-      try {
-        warnAboutContext(model, flags);
+      await withModel(flags, { exact: !flags.fastKernels, block: blockSize(flags) }, async (model, context) => {
         if (flags.system !== undefined && !useTemplate(model, flags)) warn(`--system is ignored: ${flags.raw ? '--raw skips the chat template' : `${basename(model.info.path)} has no chat template`}`);
-        const context = model.createContext({ contextSize: flags.ctx, batchSize: flags.batchSize, threads: flags.threads, exact: !flags.fastKernels });
-        checkBlock(model, blockSize(flags));
-        checkBlockFits(blockSize(flags), context.size);
         if (prompt === undefined) await chat(model, context, flags);
         else await oneShot(model, context, prompt, flags);
-      } finally {
-        model.dispose();
-      }
+      });
     });
 }
 
@@ -91,46 +68,8 @@ async function oneShotPrompt(promptWords: string[]): Promise<string> {
   return prompt;
 }
 
-/** Tokens in a fixed Jacobi pass: the block for jacobi, 1 for ar and auto (which sizes its passes itself). */
-export function blockSize(flags: RunFlags): number {
-  return flags.decoder === 'jacobi' ? flags.block : 1;
-}
-
-export function useTemplate(model: Model, flags: { raw?: boolean }): boolean {
-  return model.hasChatTemplate && !flags.raw;
-}
-
-/** Tokens of a prompt: through the chat template where the model has one (and not --raw), else plain text, where a system message has no place. */
-export function promptTokens(model: Model, messages: ChatMessage[], flags: { raw?: boolean } = {}): number[] {
-  if (!useTemplate(model, flags)) return Array.from(model.tokenize(messages.filter((m) => m.role !== 'system').map((m) => m.content).join('\n')));
-  return withoutDoubleBos(model, model.tokenize(model.applyChatTemplate(messages), { parseSpecial: true }));
-}
-
-/** Templates that write the BOS text themselves would get a second BOS from the tokenizer. */
-export function withoutDoubleBos(model: Model, tokens: Int32Array): number[] {
-  const bos = model.info.bos;
-  return Array.from(tokens[0] === bos && tokens[1] === bos ? tokens.subarray(1) : tokens);
-}
-
-export function generateOptions(flags: RunFlags, extra: Partial<GenerateOptions>): GenerateOptions {
-  return { decoder: flags.decoder, block: blockSize(flags), maxTokens: flags.maxTokens, sampling: samplingFrom(flags), ...extra };
-}
-
-export function statsLine(stats: GenerationStats): string {
-  return (
-    `${stats.generatedTokens} tokens, ${stats.steps} steps, ${stats.tokensPerStep.toFixed(2)} tokens/step, ` +
-    `${stats.tokensPerSecond.toFixed(1)} tok/s (${stats.decoder}${stats.decoder === 'jacobi' ? `, block ${stats.block}` : ''}${stats.decoder === 'auto' ? `; ${originShares(stats.sources, stats.generatedTokens)}` : ''}; ${describeSampling(stats.sampling)}; prefill ${stats.promptTokens} tokens in ${stats.prefillMs.toFixed(1)} ms)`
-  );
-}
-
-export function stopNotice(result: GenerateResult, context: Context): string | undefined {
-  if (result.stopReason === 'context') return `the context is full (${context.size} tokens): the text so far is kept; raise --ctx for more`;
-  if (result.stopReason === 'interrupted') return 'interrupted';
-  return undefined;
-}
-
 /** Decodes the same prompt autoregressively, with the same sampling, and compares. */
-export async function verify(sequence: Sequence, prompt: number[], flags: RunFlags, output: readonly number[]) {
+async function verify(sequence: Sequence, prompt: number[], flags: RunFlags, output: readonly number[]) {
   sequence.reset();
   const { result: reference } = await complete(sequence, prompt, { decoder: 'ar', maxTokens: flags.maxTokens, margins: true, sampling: samplingFrom(flags) });
   const divergence = firstDivergence(reference, output);
@@ -194,7 +133,7 @@ async function oneShot(model: Model, context: Context, prompt: string, flags: Ru
   if (result.stopReason === 'interrupted') process.exitCode = 130;
 }
 
-export function verifyLine(v: Awaited<ReturnType<typeof verify>>): string {
+function verifyLine(v: Awaited<ReturnType<typeof verify>>): string {
   if (v.identical) return chalk.green(`verify: identical to autoregressive decoding (${v.comparedTokens} tokens)`);
   const d = v.firstDivergence!;
   return chalk.red(`verify: differs from autoregressive decoding at token ${d.index} (got ${d.got}, autoregressive ${d.expected}, which led the runner-up by ${d.margin?.toExponential(2)})`);

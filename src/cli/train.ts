@@ -5,7 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { CllmError } from '../engine/errors.js';
-import { integer, nonNegativeNumber, positiveInteger, positiveNumber } from './shared.js';
+import { integer, nonNegativeNumber, positiveInteger, positiveNumber } from './options.js';
 
 const trainDir = fileURLToPath(new URL('../../train/', import.meta.url));
 

@@ -241,7 +241,7 @@ export function mutate(original: Buffer, seed: number, index: number): Mutant {
 
 export type Outcome = 'ok' | 'clean error' | 'signal' | 'hang' | 'stack trace' | 'guarded crash';
 
-const CLI = new URL('../bin/cllm.js', import.meta.url).pathname;
+const CLI = new URL('../../bin/cllm.js', import.meta.url).pathname;
 const TRACE = /^\s+at |node:internal|terminate called|ggml_print_backtrace|^#\d+ +0x|Segmentation fault/m;
 const GUARDED = /llama\.cpp (crashed|aborted|cannot go on|failed)/;
 
