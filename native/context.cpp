@@ -356,31 +356,34 @@ std::vector<int32_t> int32Option(Napi::Env env, Napi::Object options, const char
     return std::vector<int32_t>(data, data + n);
 }
 
-// decode's `sampling` option (llama.cpp's meanings, see sampler.h); absent: greedy.
+// decode's `sampling` option (llama.cpp's meanings, see sampler.h); absent: greedy. Where each setting may
+// lie is checked once, in src/engine/sampling.ts, the one table of bounds; here only that each value is a
+// number the C++ type can hold.
 SamplingParams samplingOption(Napi::Env env, Napi::Value value) {
     SamplingParams params;
     if (value.IsUndefined()) return params;
     if (!value.IsObject()) throw Napi::TypeError::New(env, "sampling must be an object");
     Napi::Object options = value.As<Napi::Object>();
-    auto number = [&](const char * name, double fallback, double low, double high, bool integer = false) {
+    auto number = [&](const char * name, double fallback, double largest = 0) {
         Napi::Value v = options.Get(name);
         if (v.IsUndefined()) return fallback;
         double x = v.ToNumber().DoubleValue();
-        if (!(x >= low && x <= high) || (integer && x != std::floor(x))) {
-            throw Napi::RangeError::New(env, std::string("sampling.") + name + " must be " + (integer ? "an integer " : "a number ") + "from " + std::to_string(low) + " to " + std::to_string(high));
+        bool whole = largest > 0;
+        if (!std::isfinite(x) || (whole && (x != std::floor(x) || x < 0 || x > largest))) {
+            throw Napi::RangeError::New(env, std::string("sampling.") + name + (whole ? " must be a whole number from 0 to " + std::to_string(static_cast<uint64_t>(largest)) : " must be a finite number"));
         }
         return x;
     };
-    constexpr double kLargest = 1e30;
-    params.temperature = number("temperature", params.temperature, 0, kLargest);
-    params.topK = number("topK", params.topK, 0, std::numeric_limits<int32_t>::max(), true);
-    params.topP = number("topP", params.topP, 0, 1);
-    params.minP = number("minP", params.minP, 0, 1);
-    params.repeatPenalty = number("repeatPenalty", params.repeatPenalty, 1e-6, kLargest);
-    params.repeatLastN = number("repeatLastN", params.repeatLastN, 0, std::numeric_limits<int32_t>::max(), true);
-    params.presencePenalty = number("presencePenalty", params.presencePenalty, -kLargest, kLargest);
-    params.frequencyPenalty = number("frequencyPenalty", params.frequencyPenalty, -kLargest, kLargest);
-    params.seed = number("seed", 0, 0, 9007199254740991.0, true);
+    constexpr double kInt32 = std::numeric_limits<int32_t>::max();
+    params.temperature = number("temperature", params.temperature);
+    params.topK = number("topK", params.topK, kInt32);
+    params.topP = number("topP", params.topP);
+    params.minP = number("minP", params.minP);
+    params.repeatPenalty = number("repeatPenalty", params.repeatPenalty);
+    params.repeatLastN = number("repeatLastN", params.repeatLastN, kInt32);
+    params.presencePenalty = number("presencePenalty", params.presencePenalty);
+    params.frequencyPenalty = number("frequencyPenalty", params.frequencyPenalty);
+    params.seed = number("seed", 0, 9007199254740991.0);
     return params;
 }
 

@@ -32,12 +32,20 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+class DefaultsShown(argparse.HelpFormatter):
+    """The help names each option's default, the one place it is set (`cllm train` passes options through)."""
+
+    def _get_help_string(self, action):
+        shown = action.default not in (None, argparse.SUPPRESS) and action.default is not False and "%(default)" not in (action.help or "")
+        return f"{action.help or ''} (default: %(default)s)".lstrip() if shown else action.help
+
+
 def parse_args(argv=None):
-    p = OneLineParser(prog="cllm train", description=__doc__.split("\n")[1])
+    p = OneLineParser(prog="cllm train", description=__doc__.split("\n")[1], formatter_class=DefaultsShown)
     p.add_argument("--base", required=True, help="the base model, a llama GGUF")
     p.add_argument("--data", required=True, help="trajectories from `cllm collect` (JSONL)")
     p.add_argument("-o", "--output", required=True, help="the GGUF to write")
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--steps", type=int, default=300, help="optimizer steps")
     p.add_argument("--batch", type=int, default=8, help="records per step")
     p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
     p.add_argument("--warmup", type=int, default=None, help="warmup steps (default: 5%% of --steps)")
@@ -50,12 +58,12 @@ def parse_args(argv=None):
     p.add_argument("--late-states", action="store_true", help="train on the second half of each trajectory only (fewer wrong tokens)")
     p.add_argument("--freeze-embeddings", action="store_true", help="keep the token embeddings (and a tied output layer) as in the base")
     p.add_argument("--states", type=int, default=4, help="trajectory states trained per record and step (they share its context)")
-    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
     p.add_argument("--clip", type=float, default=1.0, help="gradient norm clipping")
     p.add_argument("--save-every", type=int, default=0, help="also write a complete GGUF every N steps, as OUTPUT-stepN.gguf")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the data order and the choice of states")
     args = p.parse_args(argv)
     for name in ("steps", "batch", "context", "states"):
         if getattr(args, name) < 1:
@@ -64,6 +72,9 @@ def parse_args(argv=None):
         p.error("--replay and --save-every must be 0 or more")
     if args.lr <= 0 or args.ar_weight < 0 or not 0 <= args.label_smoothing < 1:
         p.error("--lr must be positive, --ar-weight not negative, and --label-smoothing in [0, 1)")
+    for what, path in (("base model", args.base), ("trajectory file", args.data)):
+        if not os.path.isfile(path):
+            p.error(f"{what} not found: {path}")
     if not os.access(os.path.dirname(os.path.abspath(args.output)), os.W_OK):
         p.error(f"cannot write {args.output}: its folder does not exist or is not writable")
     return args

@@ -1,7 +1,7 @@
 import type { RawContext, RawDecodeOptions, RawDecodeResult } from './addon.js';
 import { CllmError, fromNative } from './errors.js';
 import type { DecodeOptions, DecodeResult, Evaluator } from './evaluator.js';
-import { isGreedy } from './sampling.js';
+import { checkSampling, isGreedy } from './sampling.js';
 import { ThreadGovernor } from './threads.js';
 
 /**
@@ -72,7 +72,7 @@ export class Context implements Evaluator {
    * `parents`. The cache must hold exactly positions [0, start) beforehand; on failure roll back to start.
    */
   async decode(tokens: ArrayLike<number>, start: number, { margins = false, parents, topK, sampling }: DecodeOptions = {}): Promise<DecodeResult> {
-    return this.run(tokens, start, { outputs: margins ? 'margins' : 'chosen', parents: parents && Int32Array.from(parents), topK, sampling: sampling && !isGreedy(sampling) ? sampling : undefined });
+    return this.run(tokens, start, { outputs: margins ? 'margins' : 'chosen', parents: parents && Int32Array.from(parents), topK, sampling: sampling && !isGreedy(checkSampling(sampling)) ? sampling : undefined });
   }
 
   /** Like decode, but only fills the cache: no logits are computed, which saves the output layer on prompts. */
