@@ -110,3 +110,8 @@ export function native(): Addon {
   }
   return addon;
 }
+
+/** How this cllm was built: backend, llama.cpp commit, devices, and whether its kernels are exact. */
+export function buildInfo(): BuildInfo {
+  return native().buildInfo();
+}
