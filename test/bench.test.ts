@@ -1,11 +1,11 @@
 // cllm bench: the JSON schema, the prompt files, Ctrl-C, and the HTML report rendered in headless Chromium.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parsePromptFile } from '../src/tasks/prompts.js';
 import { fixtureModel } from './support/models.js';
-import { cllm, runCli, scratchDir } from './support/cli.js';
+import { runCli, scratchDir, terminal } from './support/cli.js';
 
 const scratch = scratchDir('cllm-bench-test-');
 const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find(existsSync);
@@ -120,16 +120,14 @@ describe('cllm bench output files', () => {
 
 describe('interrupting cllm bench', () => {
   it('prints the summary of what finished on Ctrl-C', async () => {
-    const child = spawn(process.execPath, [cllm, 'bench', '-m', fixtureModel, '--set', 'stories', '--max-tokens', '64', '--repeat', '3', '--block', '4,8']);
-    let stdout = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    // Interrupt once the first prompt is certainly done (its runs take a few milliseconds each).
-    await new Promise((r) => setTimeout(r, 2500));
-    child.kill('SIGINT');
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-    expect(code).toBe(130);
-    expect(stdout).toMatch(/^interrupted: the summary covers the runs that finished/);
-    expect(stdout).toMatch(/^jacobi +8 /m);
+    // In a terminal, so that the progress bar says when the first prompt's runs are done, however busy the machine.
+    const t = terminal(['bench', '-m', fixtureModel, '--set', 'stories', '--max-tokens', '64', '--repeat', '3', '--block', '4,8']);
+    // 20 runs or more: past the first prompt's 17 (its AR reference, then 4 variants x a warm-up and 3 repeats).
+    await t.waitFor(/bench .* ([2-9]\d|\d{3,})\/\d+ runs/, 0, 60_000);
+    t.proc.write('\x03');
+    expect(await t.exited).toBe(130);
+    expect(t.screen).toMatch(/interrupted: the summary covers the runs that finished/);
+    expect(t.screen).toMatch(/^jacobi +8 /m);
   });
 });
 

@@ -1,10 +1,9 @@
 // The built `cllm` command, spawned as a user would run it: pipes, JSON, errors, and a real terminal.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import pty from 'node-pty';
 import { describe, expect, it } from 'vitest';
 import { fixtureModel, haveStories, storiesModel } from './support/models.js';
-import { cllm, runCli } from './support/cli.js';
+import { cllm, runCli, terminal } from './support/cli.js';
 
 const ESC = '\x1b';
 
@@ -213,24 +212,6 @@ describe('cllm errors', () => {
     expect(result.verify).toHaveProperty('identical');
   });
 });
-
-/** A real pseudo-terminal running cllm, with helpers to wait for output. */
-function terminal(args: string[]) {
-  const proc = pty.spawn(process.execPath, [cllm, ...args], { cols: 120, rows: 40, env: { ...process.env, NO_COLOR: '1' } as Record<string, string> });
-  let raw = '';
-  proc.onData((data) => (raw += data));
-  // Cursor movement and colour codes are dropped, leaving the text a user reads.
-  const text = () => raw.replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[78]/g, '');
-  const exited = new Promise<number>((resolve) => proc.onExit(({ exitCode }) => resolve(exitCode)));
-  const waitFor = async (pattern: RegExp, from = 0, timeoutMs = 30_000) => {
-    const deadline = Date.now() + timeoutMs;
-    while (!pattern.test(text().slice(from))) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}; screen:\n${text()}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-  return { proc, exited, waitFor, get screen() { return text(); } };
-}
 
 // Tests that count a reply's tokens decode greedily: a sampled reply may end early at EOS.
 describe('cllm run, interactive chat in a pseudo-terminal', () => {
