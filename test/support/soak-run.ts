@@ -1,5 +1,5 @@
 // The leak soak's generations, in a process of their own (see soak.test.ts): `node --expose-gc --import tsx
-// test/soak-run.ts WARM_UP COUNT` prints the lowest resident memory (bytes) over the last 50 generations of
+// test/support/soak-run.ts WARM_UP COUNT` prints the lowest resident memory (bytes) over the last 50 generations of
 // the warm-up and of the COUNT generations after it, as JSON.
 import { complete } from '../../src/engine/generate.js';
 import { Model } from '../../src/engine/model.js';
