@@ -133,7 +133,7 @@ const samplings: Partial<SamplingOptions>[] = [
   { temperature: 0.8, repeatPenalty: 1.1, minP: 0 },
 ];
 const sampledCases = [
-  { name: 'stories260K', path: storiesModel, skip: !haveStories, prompts: () => spread(STORY_OPENERS.slice(0, 30), 6) },
+  { name: 'stories260K', path: storiesModel, skip: !haveStories, prompts: () => spread(STORY_OPENERS.slice(0, 30), 10) },
   { name: 'pycoder-16m', path: pycoderModel, skip: !havePycoder, prompts: () => spread(readPromptFile(codePrompts).slice(0, 30), 6).map((p) => ('prompt' in p ? p.prompt : '')) },
 ];
 
