@@ -7,7 +7,7 @@ import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { complete } from '../src/engine/generate.js';
 import { Model } from '../src/engine/model.js';
-import { parsePromptFile } from '../src/tasks/prompts.js';
+import { parsePromptFile } from '../src/tasks/prompt-sets.js';
 import { Sequence } from '../src/engine/sequence.js';
 
 const { values: args } = parseArgs({

@@ -10,7 +10,7 @@ import { drawFromText } from '../src/engine/drafters/fill.js';
 import { complete, type GenerateOptions } from '../src/engine/generate.js';
 import { Model } from '../src/engine/model.js';
 import { Planner } from '../src/engine/drafters/planner.js';
-import { STORY_OPENERS } from '../src/tasks/prompts.js';
+import { STORY_OPENERS } from '../src/tasks/prompt-sets.js';
 import { Sequence } from '../src/engine/sequence.js';
 import { JacobiTail } from '../src/engine/sources/jacobi-tail.js';
 import { NgramPool } from '../src/engine/sources/ngram-pool.js';

@@ -35,7 +35,7 @@ fi
 # The same prompts for every tool: one file each for llama.cpp, one JSONL for cllm.
 node --input-type=module -e "
   import { readFileSync, writeFileSync } from 'node:fs';
-  const { STORY_OPENERS } = await import('./dist/tasks/prompts.js');
+  const { STORY_OPENERS } = await import('./dist/tasks/prompt-sets.js');
   const file = '$prompt_file';
   const all = file ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).prompt) : STORY_OPENERS;
   const prompts = all.slice(0, $count);

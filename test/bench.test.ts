@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parsePromptFile } from '../src/tasks/prompts.js';
+import { parsePromptFile } from '../src/tasks/prompt-sets.js';
 import { fixtureModel } from './support/models.js';
 import { runCli, scratchDir, terminal } from './support/cli.js';
 

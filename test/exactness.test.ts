@@ -11,7 +11,7 @@ import { complete, firstDivergence, type GenerateOptions, type GenerateResult } 
 import { Model } from '../src/engine/model.js';
 import { Planner } from '../src/engine/drafters/planner.js';
 import { describeSampling, samplingSettings, type SamplingOptions } from '../src/engine/sampling.js';
-import { STORY_OPENERS } from '../src/tasks/prompts.js';
+import { STORY_OPENERS } from '../src/tasks/prompt-sets.js';
 import { Sequence } from '../src/engine/sequence.js';
 import { JacobiTail } from '../src/engine/sources/jacobi-tail.js';
 import { NgramPool } from '../src/engine/sources/ngram-pool.js';

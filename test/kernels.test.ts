@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Context } from '../src/engine/context.js';
 import { Model } from '../src/engine/model.js';
-import { STORY_OPENERS } from '../src/tasks/prompts.js';
+import { STORY_OPENERS } from '../src/tasks/prompt-sets.js';
 import { fixtureModel, havePycoder, haveStories, pycoderModel, storiesModel } from './support/models.js';
 
 const WIDTHS = [2, 3, 4, 5, 6, 7, 8, 16, 33, 64];

@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { complete, firstDivergence } from '../src/engine/generate.js';
 import { Model } from '../src/engine/model.js';
-import { STORY_OPENERS } from '../src/tasks/prompts.js';
+import { STORY_OPENERS } from '../src/tasks/prompt-sets.js';
 import { Sequence } from '../src/engine/sequence.js';
 import { fixtureModel, haveStories, storiesModel } from './support/models.js';
 

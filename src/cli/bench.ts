@@ -10,13 +10,13 @@ import type { Model } from '../engine/model.js';
 import { describeSampling, type SamplingOptions } from '../engine/sampling.js';
 import { Sequence } from '../engine/sequence.js';
 import { runBench, runsPerPrompt, summarize, type BenchSummaryRow, type BenchVariant } from '../tasks/bench.js';
-import { CHAT_PROMPTS, STORY_OPENERS, type BenchPrompt } from '../tasks/prompts.js';
+import { CHAT_PROMPTS, STORY_OPENERS, type BenchPrompt } from '../tasks/prompt-sets.js';
 import { checkOutputPath, readPromptFile, writeFileAtomically } from './files.js';
 import { originShares } from './format.js';
 import { withModel } from './load-model.js';
 import { FAST_KERNELS_HELP, modelOptions, positiveInteger, samplingFrom, samplingOptions, type ModelFlags, type SamplingFlags } from './options.js';
-import { promptTokens } from './prompt.js';
-import { benchReport, type BenchResult } from './report.js';
+import { promptTokens } from './prompt-tokens.js';
+import { benchReport, type BenchResult } from './bench-report.js';
 import { withProgress } from './terminal.js';
 
 interface BenchFlags extends SamplingFlags, ModelFlags {
@@ -59,7 +59,7 @@ export function benchCommand(): Command {
       // A bench can run for an hour: find an unwritable output before, not after.
       for (const file of [flags.report, flags.json === '-' ? undefined : flags.json]) if (file) checkOutputPath(file);
       const largestBlock = flags.decoders.includes('jacobi') ? Math.max(...flags.block) : 1;
-      await withModel(flags, { exact: !flags.fastKernels, block: largestBlock }, (model, context) => bench(model, context, prompts, flags));
+      await withModel(flags, { exact: !flags.fastKernels, block: largestBlock, rollsBack: flags.decoders.some((d) => d !== 'ar') }, (model, context) => bench(model, context, prompts, flags));
     });
 }
 

@@ -7,7 +7,7 @@ import { generate, generationStats, type GenerateResult, type GenerationStats } 
 import type { ChatMessage, Model } from '../engine/model.js';
 import { Sequence } from '../engine/sequence.js';
 import { blockSize, generateOptions, statsLine, type RunFlags } from './generation.js';
-import { useTemplate, withoutDoubleBos } from './prompt.js';
+import { useTemplate, withoutDoubleBos } from './prompt-tokens.js';
 
 export class ChatSession {
   /** Why the chat is plain completion (no template, --raw, or a template that fails); undefined when templated. */

@@ -9,7 +9,7 @@ import { collectPrompt, CollectInterrupted, isRepetitive, type TrajectoryRecord 
 import { checkOutputPath, readPromptFile } from './files.js';
 import { withModel } from './load-model.js';
 import { integer, modelOptions, positiveInteger, type ModelFlags } from './options.js';
-import { promptTokens } from './prompt.js';
+import { promptTokens } from './prompt-tokens.js';
 import { withProgress } from './terminal.js';
 
 interface CollectFlags extends ModelFlags {

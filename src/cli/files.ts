@@ -3,7 +3,7 @@
 import { accessSync, constants, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CllmError } from '../engine/errors.js';
-import { parsePromptFile, type BenchPrompt } from '../tasks/prompts.js';
+import { parsePromptFile, type BenchPrompt } from '../tasks/prompt-sets.js';
 
 /** Reads and parses a prompt file (JSONL or plain text); a missing file or a malformed line is one CllmError. */
 export function readPromptFile(file: string): BenchPrompt[] {

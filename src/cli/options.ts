@@ -28,9 +28,6 @@ export function decimal(name: string, check: (x: number) => boolean, what: strin
   };
 }
 
-export const positiveNumber = (name: string) => decimal(name, (x) => x > 0, 'a number above 0');
-export const nonNegativeNumber = (name: string) => decimal(name, (x) => x >= 0, 'a number >= 0');
-
 /** llama.cpp's GGML_MAX_N_THREADS. */
 const MAX_THREADS = 512;
 

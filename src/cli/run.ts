@@ -13,9 +13,9 @@ import { chat } from './chat.js';
 import { blockSize, generateOptions, statsLine, stopNotice, type RunFlags } from './generation.js';
 import { withModel } from './load-model.js';
 import { aliasOption, FAST_KERNELS_HELP, modelOptions, positiveInteger, samplingFrom, samplingOptions } from './options.js';
-import { promptTokens, useTemplate } from './prompt.js';
+import { promptTokens, useTemplate } from './prompt-tokens.js';
 import { interruptible, outputClosed, progressBar, warn } from './terminal.js';
-import { trajectoryView } from './trajectory.js';
+import { trajectoryView } from './trajectory-view.js';
 
 export function runCommand(): Command {
   const command = samplingOptions(
@@ -48,7 +48,7 @@ export function runCommand(): Command {
       const interactive = promptWords.length === 0 && process.stdin.isTTY;
       if (interactive && flags.json) throw new CllmError('--json needs a prompt (an argument or stdin)', 2);
       const prompt = interactive ? undefined : await oneShotPrompt(promptWords);
-      await withModel(flags, { exact: !flags.fastKernels, block: blockSize(flags) }, async (model, context) => {
+      await withModel(flags, { exact: !flags.fastKernels, block: blockSize(flags), rollsBack: flags.decoder !== 'ar' }, async (model, context) => {
         if (flags.system !== undefined && !useTemplate(model, flags)) warn(`--system is ignored: ${flags.raw ? '--raw skips the chat template' : `${basename(model.info.path)} has no chat template`}`);
         if (prompt === undefined) await chat(model, context, flags);
         else await oneShot(model, context, prompt, flags);

@@ -3,10 +3,14 @@ import chalk from 'chalk';
 import cliProgress from 'cli-progress';
 import { native } from '../engine/addon.js';
 
+/** Control characters as \xNN, so that text from a file or a model cannot break a line or move the cursor. */
+export function escapeControl(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 export function fail(message: string, exitCode = 1): void {
   // A message may quote a damaged file (a tensor name with a newline in it): it stays one line.
-  const oneLine = message.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-  process.stderr.write(`${chalk.red('cllm:')} ${oneLine}\n`);
+  process.stderr.write(`${chalk.red('cllm:')} ${escapeControl(message)}\n`);
   process.exitCode = exitCode;
 }
 

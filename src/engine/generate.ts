@@ -2,7 +2,7 @@
 // the longest path of guesses that each equal the model's choice after their parent. Each kept token is
 // what one-by-one decoding would have produced, so the output is the same, in fewer passes. The choice is
 // the argmax, or a sample that depends only on the seed, the position and the tokens before it
-// (sampling.ts), so sampling keeps this exact too. What to guess is the drafter's business: a fixed Jacobi
+// (native/sampler.cpp), so sampling keeps this exact too. What to guess is the drafter's business: a fixed Jacobi
 // block (the CLLM paper's decoder; block 1 is plain autoregressive decoding), or the planner of
 // `--decoder auto`.
 import { CostModel } from './drafters/cost-model.js';
@@ -44,7 +44,10 @@ export interface GenerateOptions {
   onStep?: (step: StepTrace) => void | Promise<void>;
 }
 
-/** One forward pass: the main chain fed, what the model predicted there, and how many tokens it kept. */
+/**
+ * One forward pass: the main chain fed, what the model predicted there, and how many of those predictions
+ * were kept (a step of auto may keep more, on a branch off the main chain, which the trace leaves out).
+ */
 export interface StepTrace {
   step: number;
   position: number;
@@ -166,7 +169,7 @@ export async function generate(sequence: Sequence, options: GenerateOptions): Pr
       position: sequence.position,
       fed: pass.tokens.slice(pass.root, pass.mainChain),
       predicted: Array.from(result.chosen.subarray(pass.root, pass.mainChain)),
-      accepted: path.length,
+      accepted: path.filter((i) => i < pass.mainChain).length,
       scored: pass.tokens.length,
     });
     if (observed) {

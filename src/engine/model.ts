@@ -55,10 +55,10 @@ export interface ContextOptions {
    */
   threads?: number;
   /**
-   * Default true: an F32 KV cache without flash attention and, on CUDA, kernels that compute each token of
-   * a block as they would compute it alone, so that block decoding rounds like one token at a time.
-   * false: llama.cpp's F16 cache, flash attention and batched kernels: faster, half the cache memory, and
-   * Jacobi output may then differ from plain decoding at near-ties.
+   * Default true: kernels that compute each token of a block as they would compute it alone, so that block
+   * decoding rounds like one token at a time (on the CPU with llama.cpp's F16 cache and flash attention, made
+   * batch-invariant by native/patches; elsewhere an F32 cache without flash attention). false: llama.cpp's
+   * own kernel choices: faster on CUDA, and Jacobi output may then differ from plain decoding at near-ties.
    */
   exact?: boolean;
 }

@@ -60,7 +60,7 @@ export async function pullModel(spec: string | ModelSource, options: PullOptions
   await inFileSystem(path, () => mkdir(dirname(path), { recursive: true }));
   const unlock = await lock(path);
   try {
-    // Another process may have finished it while this one waited for the lock.
+    // Another process may have finished it between the check above and taking the lock.
     const finished = await sizeOf(path);
     if (finished !== undefined) return { path, cached: true, size: finished, verified: false };
     const { size, verified } = await downloadWithResumes(remoteOf(source), path, options);

@@ -35,7 +35,7 @@ export async function documentLoss(scorer: Scorer, tokens: readonly number[]): P
   return { nats, tokens: scored };
 }
 
-/** Splits a text file into documents at the ASCII record separator (0x1E), as python-heldout.txt is made. */
+/** Splits a text file into documents at the ASCII record separator (0x1E), as ../shared/data/python-heldout.txt is made. */
 export function splitDocuments(text: string): string[] {
   return text.split('\x1e').filter((doc) => doc.trim().length > 0);
 }

@@ -55,7 +55,7 @@ export class AcceptanceRates {
     });
   }
 
-  /** Offered and accepted counts per kind, for reports. */
+  /** Offered and accepted counts per kind: what the planner has learnt, for tests and debugging. */
   summary(): Record<string, { offered: number; accepted: number }> {
     return Object.fromEntries(this.counts);
   }

@@ -62,7 +62,7 @@ export class CostModel {
     this.scale += this.smoothing * (ratio - this.scale);
   }
 
-  /** The calibrated sizes and their estimated times now, for reports. */
+  /** The calibrated sizes and their estimated times now: what the planner believes, for tests and debugging. */
   table(): [number, number][] {
     return this.sizes.map((n) => [n, this.time(n)]);
   }

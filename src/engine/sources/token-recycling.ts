@@ -1,5 +1,5 @@
 // Token Recycling (Luo et al. 2024): every pass computes the model's top-k choices at every position it
-// scores, and all but the argmax are usually thrown away. Kept in a table keyed by the token they follow,
+// scores, and all but the chosen token are usually thrown away. Kept in a table keyed by the token they follow,
 // they grow a tree of guesses after any token seen before.
 import type { DraftTree } from '../draft-tree.js';
 import type { DraftSource, Rate, ScoredPass } from './source.js';

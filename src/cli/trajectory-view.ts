@@ -4,6 +4,7 @@
 import chalk from 'chalk';
 import type { StepTrace } from '../engine/generate.js';
 import type { Model } from '../engine/model.js';
+import { escapeControl } from './terminal.js';
 
 export interface TrajectoryView {
   live: boolean;
@@ -16,11 +17,7 @@ const FRAME_MS = 60;
 export function trajectoryView(model: Model, out: NodeJS.WriteStream): TrajectoryView {
   const live = Boolean(out.isTTY);
   // Control characters would move the cursor and break the frame: newlines show as ⏎, the rest as \xNN.
-  const piece = (t: number) =>
-    model
-      .tokenText(t, { renderSpecial: true })
-      .replace(/\n/g, '⏎')
-      .replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  const piece = (t: number) => escapeControl(model.tokenText(t, { renderSpecial: true }).replace(/\n/g, '⏎'));
   let drawnLines = 0;
 
   const step = (trace: StepTrace) => {
