@@ -1,7 +1,6 @@
 // Chat templates come inside model files, so they are rendered in a process of their own under limits: a
 // template that loops, doubles a string, recurses or nests deeply is one line of error in a second or two,
 // and the chat falls back to plain completion.
-import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pty from 'node-pty';
@@ -9,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { renderChatTemplate } from '../src/engine/chat-template.js';
 import { HOSTILE_TEMPLATES, parseGguf, writeGguf } from './support/gguf-mutate.js';
 import { haveStories, storiesModel } from './support/models.js';
-import { cllm, scratchDir } from './support/cli.js';
+import { cllm, runCli, scratchDir } from './support/cli.js';
 
 const dir = scratchDir('cllm-template-');
 
@@ -84,8 +83,8 @@ describe.skipIf(!haveStories)('chat templates under limits', () => {
 
   it('stops a one-shot run with one line and exit code 1', () => {
     const model = withTemplate('cli-loop', HOSTILE_TEMPLATES[2]);
-    const result = spawnSync(process.execPath, [cllm, 'run', '-m', model, '-n', '4', 'hi'], { encoding: 'utf8', timeout: 30_000 });
-    expect(result.status).toBe(1);
+    const result = runCli(['run', '-m', model, '-n', '4', 'hi'], { timeout: 30_000 });
+    expect(result.code).toBe(1);
     expect(result.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^cllm: the chat template could not be applied: it ran past its (time|memory) limit/)]);
   });
 });

@@ -7,15 +7,15 @@ import { join } from 'node:path';
 import pty from 'node-pty';
 import { describe, expect, it } from 'vitest';
 import { fixtureModel, haveStories, havePycoder, pycoderModel, storiesModel } from './support/models.js';
-import { cllm, scratchDir } from './support/cli.js';
+import { cllm, runCli, scratchDir } from './support/cli.js';
 
 const model = haveStories ? storiesModel : fixtureModel;
 const scratch = scratchDir('cllm-faults-');
 
-function run(args: string[], options: { input?: string; stdio?: 'pipe' | 'ignore'; shell?: string } = {}) {
-  const result = options.shell
-    ? spawnSync('sh', ['-c', options.shell], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NO_COLOR: '1', CLLM: cllm } })
-    : spawnSync(process.execPath, [cllm, ...args], { input: options.input, encoding: 'utf8', timeout: 60_000, env: { ...process.env, NO_COLOR: '1' } });
+/** cllm with `args`, or a shell command line that runs it as $CLLM (for redirections and closed streams). */
+function run(args: string[], options: { input?: string; shell?: string } = {}) {
+  if (!options.shell) return runCli(args, { input: options.input, env: { NO_COLOR: '1' } });
+  const result = spawnSync('sh', ['-c', options.shell], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NO_COLOR: '1', CLLM: cllm } });
   return { code: result.status, signal: result.signal, stdout: result.stdout, stderr: result.stderr };
 }
 

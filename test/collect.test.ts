@@ -1,20 +1,17 @@
 // cllm collect: the trajectory loop against the fake model, then the command on real models: the record
 // format, fixed points equal to greedy decoding, resume, Ctrl-C and bad input.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { collectPrompt, isRepetitive, type TrajectoryRecord } from '../src/tasks/collect.js';
 import { EOS, FakeModel } from './support/fake-model.js';
 import { fixtureModel, haveStories, storiesModel } from './support/models.js';
-import { cllm, scratchDir } from './support/cli.js';
+import { cllm, runCli, scratchDir } from './support/cli.js';
 
 const tmp = scratchDir('cllm-collect-');
 
-function run(args: string[]) {
-  const result = spawnSync(process.execPath, [cllm, ...args], { encoding: 'utf8', timeout: 120_000 });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+const run = (args: string[]) => runCli(args, { timeout: 120_000 });
 
 function readRecords(file: string): TrajectoryRecord[] {
   return readFileSync(file, 'utf8').trimEnd().split('\n').map((line) => JSON.parse(line));

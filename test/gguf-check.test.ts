@@ -1,20 +1,17 @@
 // Damaged and hostile model files: each class of change that used to crash llama.cpp (abort, segfault) or hang
 // now gives one line naming the key or tensor, exit code 1, in `cllm info` and `cllm run` alike.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkGguf } from '../src/model-files/gguf-check.js';
 import { parseGguf, writeGguf, type Gguf } from './support/gguf-mutate.js';
 import { fixtureModel, haveStories, havePycoder, pycoderModel, storiesModel } from './support/models.js';
-import { cllm, scratchDir } from './support/cli.js';
+import { runCli, scratchDir } from './support/cli.js';
 
 const dir = scratchDir('cllm-gguf-');
 
-function cli(args: string[]) {
-  const result = spawnSync(process.execPath, [cllm, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 30_000 });
-  return { code: result.status, signal: result.signal, stderr: result.stderr };
-}
+const cli = (args: string[]) => runCli(args, { env: { NO_COLOR: '1' }, timeout: 30_000 });
 
 let count = 0;
 /** A copy of stories260K with one change, written to a file. */

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { fixtureModel, haveStories, storiesModel } from './support/models.js';
-import { scratchDir } from './support/cli.js';
+import { runCli, scratchDir } from './support/cli.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cllm = join(root, 'bin/cllm.js');
@@ -16,10 +16,7 @@ if (!haveTorch) console.warn(`torch, numpy or gguf is missing for ${python}: the
 const pycoder = resolve(root, '../shared/models/pycoder-16m.gguf');
 const tmp = scratchDir('cllm-train-');
 
-function run(args: string[], env: Record<string, string> = {}) {
-  const result = spawnSync(process.execPath, [cllm, ...args], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, ...env } });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+const run = (args: string[], env: Record<string, string> = {}) => runCli(args, { env, timeout: 300_000 });
 
 function tokensOf(model: string, prompt: string): number[] {
   const out = run(['run', '-m', model, '--raw', '--temp', '0', '--max-tokens', '48', '--json', '--threads', '1', prompt]);
