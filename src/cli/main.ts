@@ -10,6 +10,7 @@ import { evalCommand } from './eval.js';
 import { infoCommand } from './info.js';
 import { pullCommand } from './pull.js';
 import { runCommand } from './run.js';
+import { serveCommand } from './serve.js';
 import { trainCommand } from './train.js';
 import { native } from '../engine/addon.js';
 import { describeWriteError } from './files.js';
@@ -50,6 +51,8 @@ process.on('SIGINT', () => {
 // then die of the same signal, as a shell expects.
 for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
   process.once(signal, () => {
+    // cllm serve shuts down gracefully on SIGTERM: its own listener then has the signal.
+    if (process.listenerCount(signal) > 0) return;
     restoreTerminal();
     process.kill(process.pid, signal);
   });
@@ -61,7 +64,7 @@ const program = new Command('cllm')
   .exitOverride()
   .configureOutput({ outputError: usageError });
 
-for (const command of [runCommand(), benchCommand(), infoCommand(), collectCommand(), trainCommand(), evalCommand(), pullCommand()]) {
+for (const command of [runCommand(), serveCommand(), benchCommand(), infoCommand(), collectCommand(), trainCommand(), evalCommand(), pullCommand()]) {
   program.addCommand(command.exitOverride().configureOutput({ outputError: usageError }));
 }
 
