@@ -95,8 +95,10 @@ async function handle(req: IncomingMessage, res: ServerResponse, settings: Serve
         res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
         if (chat) event(res, chunk('', null));
       }
+      let first = true;
       return runCompletion(settings.model, sequence, request, settings.decoding, cancelled.signal, (text) => {
-        if (request.stream) event(res, chunk(text, null));
+        if (request.stream) event(res, chunk(text, null), first);
+        first = false;
       });
     }, AbortSignal.any([cancelled.signal, closing]));
   } catch (err) {
@@ -147,8 +149,15 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(JSON.stringify(body));
 }
 
-function event(res: ServerResponse, body: unknown): void {
-  if (!res.writableEnded) res.write(`data: ${JSON.stringify(body)}\n\n`);
+/**
+ * Node sends a response's writes on its next tick, and a fast model decodes on the JavaScript thread, which
+ * gets a turn every 15 ms: `now` sends at once (the first token, for the time to first token); the rest go
+ * out together at each turn, since a send per token would cost a small model more than its tokens.
+ */
+function event(res: ServerResponse, body: unknown, now = false): void {
+  if (res.writableEnded) return;
+  res.write(`data: ${JSON.stringify(body)}\n\n`);
+  if (now) res.socket?.uncork();
 }
 
 /** The answer to an error: an OpenAI error object, or, once a stream has begun, an error event and its end. */
