@@ -46,9 +46,15 @@ export function serveCommand(): Command {
           log,
         });
         await new Promise<void>((resolve, reject) => {
-          server.once('error', (err: NodeJS.ErrnoException) => reject(new Error(err.code === 'EADDRINUSE' ? `port ${flags.port} on ${flags.host} is in use: pick another with --port` : `cannot listen on ${flags.host}:${flags.port}: ${err.message}`)));
-          server.listen(flags.port, flags.host, () => resolve());
+          const refused = (err: NodeJS.ErrnoException) => reject(new Error(err.code === 'EADDRINUSE' ? `port ${flags.port} on ${flags.host} is in use: pick another with --port` : `cannot listen on ${flags.host}:${flags.port}: ${err.message}`));
+          server.once('error', refused);
+          server.listen(flags.port, flags.host, () => {
+            server.off('error', refused);
+            resolve();
+          });
         });
+        // Once listening, an error (out of file descriptors) is logged, and the server goes on.
+        server.on('error', (err) => log(`server error: ${err.message.split('\n')[0]}`));
         const address = server.address();
         const where = typeof address === 'object' && address ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : String(address);
         log(`serving ${basename(model.info.path)} on ${where}/v1 (${flags.decoder}${apiKey ? ', API key required' : ''}); Ctrl-C stops`);

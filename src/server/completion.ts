@@ -1,6 +1,6 @@
 // One request's generation: its prompt as tokens, decoding with the server's decoder, stop strings cut out
 // of the text (and held back while they may still be forming), and OpenAI's finish reason.
-import { complete, type DecoderName, type GenerationStats } from '../engine/generate.js';
+import { generate, generationStats, type DecoderName, type GenerationStats } from '../engine/generate.js';
 import type { Model } from '../engine/model.js';
 import { samplingSettings, LLAMA_CPP_SAMPLING, randomSeed } from '../engine/sampling.js';
 import type { Sequence } from '../engine/sequence.js';
@@ -20,18 +20,28 @@ export interface CompletionOutcome {
   stats: GenerationStats;
 }
 
-export async function runCompletion(model: Model, sequence: Sequence, request: CompletionRequest, decoding: Decoding, signal: AbortSignal, onText: (text: string) => void): Promise<CompletionOutcome> {
+/**
+ * Generates the request's answer. `onStart` runs once the prompt is in the cache, so that a prompt that
+ * cannot be run (too long, a failing chat template) is an error before any answer has begun.
+ */
+export async function runCompletion(model: Model, sequence: Sequence, request: CompletionRequest, decoding: Decoding, signal: AbortSignal, onStart: () => void, onText: (text: string) => void): Promise<CompletionOutcome> {
   const prompt = 'messages' in request.input ? promptTokens(model, request.input.messages) : promptTokens(model, [{ role: 'user', content: request.input.prompt }], { raw: true });
   // As `cllm run`: llama.cpp's sampling defaults for what the request leaves out, and a random seed.
   const sampling = samplingSettings({ ...LLAMA_CPP_SAMPLING, seed: randomSeed(), ...request.sampling });
+  sequence.reset();
+  const prefillMs = await sequence.append(prompt);
+  onStart();
+
   const stopped = new AbortController();
-  const stop = AbortSignal.any([signal, stopped.signal]);
   const stream = model.textStream();
   const longestStop = Math.max(0, ...request.stop.map((s) => s.length));
   let text = '';
   let sent = 0;
   let cut: number | undefined;
+  let counted = 0;
   const send = (end: number) => {
+    // Never half of a surrogate pair (an emoji): clients decode each chunk on its own.
+    if (end < text.length && /[\uD800-\uDBFF]/.test(text[end - 1] ?? '')) end--;
     if (end > sent) onText(text.slice(sent, end));
     sent = Math.max(sent, end);
   };
@@ -49,17 +59,24 @@ export async function runCompletion(model: Model, sequence: Sequence, request: C
     // A stop string may be forming at the end: hold back what could be its start.
     send(text.length - Math.max(0, longestStop - 1));
   };
-  sequence.reset();
-  const { result, stats } = await complete(sequence, prompt, {
+  const result = await generate(sequence, {
     decoder: decoding.decoder,
     block: decoding.block,
     maxTokens: request.maxTokens ?? Math.max(1, sequence.evaluator.size - prompt.length),
     sampling,
-    signal: stop,
-    onTokens: (tokens) => take(tokens.map((t) => stream.push(t)).join('')),
+    signal: AbortSignal.any([signal, stopped.signal]),
+    // Token by token, so that the usage counts the tokens up to a stop string, not the rest of its step.
+    onTokens: (tokens) => {
+      for (const token of tokens) {
+        if (cut !== undefined) break;
+        if (!model.isEndOfGeneration(token)) counted++;
+        take(stream.push(token));
+      }
+    },
   });
   take(stream.flush());
   if (cut === undefined) send(text.length);
   const finishReason = cut === undefined && (result.stopReason === 'length' || result.stopReason === 'context') ? 'length' : 'stop';
-  return { text: text.slice(0, cut), finishReason, promptTokens: prompt.length, completionTokens: result.tokens.length, stats };
+  const stats = generationStats(result, { decoder: decoding.decoder, block: decoding.block, promptTokens: prompt.length, prefillMs });
+  return { text: text.slice(0, cut), finishReason, promptTokens: prompt.length, completionTokens: counted, stats };
 }

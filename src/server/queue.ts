@@ -19,6 +19,9 @@ export class RequestQueue {
 
   /** Runs `job` when its turn comes; a request whose signal aborts while it waits leaves the queue. */
   async run<T>(job: () => Promise<T>, signal: AbortSignal): Promise<T> {
+    const cancelled = () => (signal.reason instanceof ApiError ? signal.reason : new ApiError(503, 'the request was cancelled before its turn'));
+    // A signal that aborted before the request got here never fires again.
+    if (signal.aborted) throw cancelled();
     if (this.running) {
       if (this.waiting.length >= this.limit) throw new ApiError(503, `the server is busy: ${this.waiting.length} requests are waiting; retry later`);
       await new Promise<void>((start, reject) => {
@@ -27,13 +30,15 @@ export class RequestQueue {
         signal.addEventListener('abort', () => {
           const at = this.waiting.indexOf(entry);
           if (at >= 0) this.waiting.splice(at, 1);
-          reject(signal.reason instanceof ApiError ? signal.reason : new ApiError(503, 'the request was cancelled before its turn'));
+          reject(cancelled());
         }, { once: true });
       });
     }
     // A waiting request was handed the turn with `running` still true, so that no newcomer slips in between.
     this.running = true;
     try {
+      // Handed the turn as it was cancelled: it passes the turn on.
+      if (signal.aborted) throw cancelled();
       return await job();
     } finally {
       const next = this.waiting.shift();

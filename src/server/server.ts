@@ -2,7 +2,7 @@
 // Node's http module. Requests take turns on one context (queue.ts); a client that goes away cancels its
 // generation at the next step. Whatever a client sends, it gets an OpenAI-shaped answer and the server
 // keeps serving; no stack trace ever reaches it.
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Context } from '../engine/context.js';
 import { CllmError } from '../engine/errors.js';
@@ -41,6 +41,8 @@ export function createCllmServer(settings: ServerSettings): CllmServer {
   let idle: Promise<void> = Promise.resolve();
   const server = createServer((req, res) => {
     const started = performance.now();
+    // While shutting down, every answer closes its connection, so that keep-alive clients let go.
+    if (closing.signal.aborted) res.setHeader('Connection', 'close');
     const work = handle(req, res, settings, queue, sequence, closing.signal)
       .catch((err: unknown) => fail(res, err instanceof ApiError ? err : internal(err, settings)))
       .then((note) => settings.log(`${req.method} ${req.url} ${res.statusCode} ${(performance.now() - started).toFixed(0)} ms${note ? ` ${note.split('\n')[0]}` : ''}`));
@@ -53,11 +55,12 @@ export function createCllmServer(settings: ServerSettings): CllmServer {
     server,
     async shutdown() {
       closing.abort(new ApiError(503, 'the server is shutting down'));
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
       await idle;
+      // What is left is idle keep-alive connections, and clients that never finished sending a request.
+      server.closeAllConnections();
+      await closed;
     },
   };
 }
@@ -88,24 +91,32 @@ async function handle(req: IncomingMessage, res: ServerResponse, settings: Serve
       ? { ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: text === undefined ? {} : { ...(finishReason === null && text === '' ? { role: 'assistant' } : {}), content: text }, logprobs: null, finish_reason: finishReason }] }
       : { ...base, choices: [{ index: 0, text: text ?? '', logprobs: null, finish_reason: finishReason }] };
 
+  // Waiting requests leave the queue when their client goes or the server shuts down; a running one finishes.
+  const waiting = new AbortController();
+  const leave = () => waiting.abort(closing.reason);
+  closing.addEventListener('abort', leave, { once: true });
+  cancelled.signal.addEventListener('abort', () => waiting.abort(), { once: true });
   let outcome: CompletionOutcome;
   try {
-    outcome = await queue.run(async () => {
-      if (request.stream) {
-        res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
-        if (chat) event(res, chunk('', null));
-      }
+    outcome = await queue.run(() => {
       let first = true;
-      return runCompletion(settings.model, sequence, request, settings.decoding, cancelled.signal, (text) => {
+      const start = () => {
+        if (!request.stream) return;
+        res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
+        if (chat) event(res, chunk('', null));
+      };
+      return runCompletion(settings.model, sequence, request, settings.decoding, cancelled.signal, start, (text) => {
         if (request.stream) event(res, chunk(text, null), first);
         first = false;
       });
-    }, AbortSignal.any([cancelled.signal, closing]));
+    }, waiting.signal);
   } catch (err) {
     if (err instanceof CllmError) throw new ApiError(400, err.message.split('\n')[0]);
     throw err;
+  } finally {
+    closing.removeEventListener('abort', leave);
   }
-  if (cancelled.signal.aborted) return 'cancelled: the client went away';
+  if (cancelled.signal.aborted) return `cancelled after ${outcome.completionTokens} tokens: the client went away`;
   const usage = { prompt_tokens: outcome.promptTokens, completion_tokens: outcome.completionTokens, total_tokens: outcome.promptTokens + outcome.completionTokens };
   const s = outcome.stats;
   const cllm = { decoder: s.decoder, steps: s.steps, tokens_per_step: s.tokensPerStep, tokens_per_second: s.tokensPerSecond, sources: s.sources, prefill_ms: s.prefillMs, decode_ms: s.decodeMs, seed: s.sampling.seed };
@@ -121,27 +132,35 @@ async function handle(req: IncomingMessage, res: ServerResponse, settings: Serve
   return note;
 }
 
+/** Compares digests, so that neither the key nor its length shows in how long the answer takes. */
 function authorized(req: IncomingMessage, key: string): boolean {
-  const given = Buffer.from(/^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '');
-  const expected = Buffer.from(key);
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  const digest = (text: string) => createHash('sha256').update(text).digest();
+  return timingSafeEqual(digest(/^bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? ''), digest(key));
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > MAX_BODY_BYTES) throw new ApiError(413, `the request body is over ${MAX_BODY_BYTES} bytes`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new ApiError(413, `the request body is over ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new ApiError(400, 'the request body is not valid JSON');
-  }
+/**
+ * The body as JSON. Past the limit the rest is read and dropped, so that the client, still sending, gets its
+ * 413 instead of a broken pipe; past 16 times the limit the connection is cut.
+ */
+function readJson(req: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
+      else if (size > 16 * MAX_BODY_BYTES) req.destroy();
+    });
+    req.on('error', () => reject(new ApiError(400, 'the request body was cut off')));
+    req.on('end', () => {
+      if (size > MAX_BODY_BYTES) return reject(new ApiError(413, `the request body is over ${MAX_BODY_BYTES} bytes`));
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch {
+        reject(new ApiError(400, 'the request body is not valid JSON'));
+      }
+    });
+  });
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
