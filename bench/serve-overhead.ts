@@ -94,20 +94,23 @@ async function served(prompt: string): Promise<Timing> {
   return { msPerToken: (performance.now() - first) / (tokens - 1), firstTokenMs: first - start, text };
 }
 
-// A round's order alternates, so that neither side always runs right after the other.
+// A round's order alternates, so that neither side always runs right after the other. Each run waits for
+// the other side's CPU workers, which keep spinning a while after their last pass, to go to sleep.
+const pause = () => new Promise((r) => setTimeout(r, 250));
 const rows: { local: Timing; server: Timing }[] = [];
 await served(prompts[0]);
 await inProcess(prompts[0]);
 for (let round = 0; round < Number(args.repeat); round++) {
   for (const prompt of prompts) {
-    const pause = () => new Promise((r) => setTimeout(r, 20));
     let local: Timing;
     let server: Timing;
     if (round % 2 === 0) {
+      await pause();
       local = await inProcess(prompt);
       await pause();
       server = await served(prompt);
     } else {
+      await pause();
       server = await served(prompt);
       await pause();
       local = await inProcess(prompt);
