@@ -65,8 +65,13 @@ export async function runCompletion(model: Model, sequence: Sequence, request: C
     maxTokens: request.maxTokens ?? Math.max(1, sequence.evaluator.size - prompt.length),
     sampling,
     signal: AbortSignal.any([signal, stopped.signal]),
-    // Token by token, so that the usage counts the tokens up to a stop string, not the rest of its step.
+    // With stop strings, token by token, so that the usage counts the tokens up to one, not the rest of its
+    // step; without, a step at a time, one event each.
     onTokens: (tokens) => {
+      if (request.stop.length === 0) {
+        counted += tokens.filter((t) => !model.isEndOfGeneration(t)).length;
+        return take(tokens.map((t) => stream.push(t)).join(''));
+      }
       for (const token of tokens) {
         if (cut !== undefined) break;
         if (!model.isEndOfGeneration(token)) counted++;
