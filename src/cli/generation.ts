@@ -21,7 +21,7 @@ export interface RunFlags extends SamplingFlags, ModelFlags {
 }
 
 /** Tokens in a fixed Jacobi pass: the block for jacobi, 1 for ar and auto (which sizes its passes itself). */
-export function blockSize(flags: RunFlags): number {
+export function blockSize(flags: Pick<RunFlags, 'decoder' | 'block'>): number {
   return flags.decoder === 'jacobi' ? flags.block : 1;
 }
 

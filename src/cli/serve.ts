@@ -6,6 +6,7 @@ import { Command, Option } from 'commander';
 import { basename } from 'node:path';
 import type { DecoderName } from '../engine/generate.js';
 import { createCllmServer } from '../server/server.js';
+import { blockSize } from './generation.js';
 import { withModel } from './load-model.js';
 import { FAST_KERNELS_HELP, integerIn, modelOptions, positiveInteger, type ModelFlags } from './options.js';
 import { exitRestoringTerminal } from './terminal.js';
@@ -33,7 +34,7 @@ export function serveCommand(): Command {
     .option('--fast-kernels', FAST_KERNELS_HELP)
     .action(async (flags: ServeFlags) => {
       const apiKey = flags.apiKey ?? (process.env.CLLM_API_KEY || undefined);
-      const block = flags.decoder === 'jacobi' ? flags.block : 1;
+      const block = blockSize(flags);
       await withModel(flags, { exact: !flags.fastKernels, block, rollsBack: flags.decoder !== 'ar' }, async (model, context) => {
         const log = (line: string) => process.stderr.write(`${chalk.dim(new Date().toISOString())} ${line}\n`);
         const { server, shutdown } = createCllmServer({

@@ -45,42 +45,37 @@ export async function runCompletion(model: Model, sequence: Sequence, request: C
     if (end > sent) onText(text.slice(sent, end));
     sent = Math.max(sent, end);
   };
-  const take = (piece: string) => {
+  const append = (piece: string) => {
     if (cut !== undefined) return;
     text += piece;
     const from = Math.max(0, sent - longestStop);
     const found = request.stop.map((s) => text.indexOf(s, from)).filter((i) => i >= 0);
     if (found.length) {
       cut = Math.min(...found);
-      send(cut);
       stopped.abort();
-      return;
     }
-    // A stop string may be forming at the end: hold back what could be its start.
-    send(text.length - Math.max(0, longestStop - 1));
   };
+  // A stop string may be forming at the end: what could be its start is held back.
+  const sendSafe = () => send(cut ?? text.length - Math.max(0, longestStop - 1));
   const result = await generate(sequence, {
     decoder: decoding.decoder,
     block: decoding.block,
     maxTokens: request.maxTokens ?? Math.max(1, sequence.evaluator.size - prompt.length),
     sampling,
     signal: AbortSignal.any([signal, stopped.signal]),
-    // With stop strings, token by token, so that the usage counts the tokens up to one, not the rest of its
-    // step; without, a step at a time, one event each.
+    // Token by token, so that the usage counts the tokens up to a stop string, not the rest of its step;
+    // the text goes out a step at a time, one event each.
     onTokens: (tokens) => {
-      if (request.stop.length === 0) {
-        counted += tokens.filter((t) => !model.isEndOfGeneration(t)).length;
-        return take(tokens.map((t) => stream.push(t)).join(''));
-      }
       for (const token of tokens) {
         if (cut !== undefined) break;
         if (!model.isEndOfGeneration(token)) counted++;
-        take(stream.push(token));
+        append(stream.push(token));
       }
+      sendSafe();
     },
   });
-  take(stream.flush());
-  if (cut === undefined) send(text.length);
+  append(stream.flush());
+  send(cut ?? text.length);
   const finishReason = cut === undefined && (result.stopReason === 'length' || result.stopReason === 'context') ? 'length' : 'stop';
   const stats = generationStats(result, { decoder: decoding.decoder, block: decoding.block, promptTokens: prompt.length, prefillMs });
   return { text: text.slice(0, cut), finishReason, promptTokens: prompt.length, completionTokens: counted, stats };

@@ -13,10 +13,6 @@ export class RequestQueue {
 
   constructor(private readonly limit: number) {}
 
-  get length(): number {
-    return this.waiting.length + (this.running ? 1 : 0);
-  }
-
   /** Runs `job` when its turn comes; a request whose signal aborts while it waits leaves the queue. */
   async run<T>(job: () => Promise<T>, signal: AbortSignal): Promise<T> {
     const cancelled = () => (signal.reason instanceof ApiError ? signal.reason : new ApiError(503, 'the request was cancelled before its turn'));

@@ -38,7 +38,7 @@ export function createCllmServer(settings: ServerSettings): CllmServer {
   // One sequence on the one context, reset for each request in its turn.
   const sequence = new Sequence(settings.context);
   const closing = new AbortController();
-  let idle: Promise<void> = Promise.resolve();
+  const inFlight = new Set<Promise<void>>();
   const server = createServer((req, res) => {
     const started = performance.now();
     // While shutting down, every answer closes its connection, so that keep-alive clients let go.
@@ -46,7 +46,8 @@ export function createCllmServer(settings: ServerSettings): CllmServer {
     const work = handle(req, res, settings, queue, sequence, closing.signal)
       .catch((err: unknown) => fail(res, err instanceof ApiError ? err : internal(err, settings)))
       .then((note) => settings.log(`${req.method} ${req.url} ${res.statusCode} ${(performance.now() - started).toFixed(0)} ms${note ? ` ${note.split('\n')[0]}` : ''}`));
-    idle = Promise.all([idle, work]).then(() => undefined);
+    inFlight.add(work);
+    void work.finally(() => inFlight.delete(work));
   });
   // A client that sends its request too slowly is cut off instead of holding a connection for ever.
   server.requestTimeout = 30_000;
@@ -57,7 +58,7 @@ export function createCllmServer(settings: ServerSettings): CllmServer {
       closing.abort(new ApiError(503, 'the server is shutting down'));
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
-      await idle;
+      await Promise.all(inFlight);
       // What is left is idle keep-alive connections, and clients that never finished sending a request.
       server.closeAllConnections();
       await closed;
@@ -86,10 +87,10 @@ async function handle(req: IncomingMessage, res: ServerResponse, settings: Serve
   const id = `${chat ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);
   const base = { id, object: chat ? 'chat.completion' : 'text_completion', created, model: settings.modelId };
-  const chunk = (text: string | undefined, finishReason: string | null) =>
+  const chunk = (delta: { role?: string; content?: string }, finishReason: string | null = null) =>
     chat
-      ? { ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: text === undefined ? {} : { ...(finishReason === null && text === '' ? { role: 'assistant' } : {}), content: text }, logprobs: null, finish_reason: finishReason }] }
-      : { ...base, choices: [{ index: 0, text: text ?? '', logprobs: null, finish_reason: finishReason }] };
+      ? { ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }] }
+      : { ...base, choices: [{ index: 0, text: delta.content ?? '', logprobs: null, finish_reason: finishReason }] };
 
   // Waiting requests leave the queue when their client goes or the server shuts down; a running one finishes.
   const waiting = new AbortController();
@@ -103,10 +104,10 @@ async function handle(req: IncomingMessage, res: ServerResponse, settings: Serve
       const start = () => {
         if (!request.stream) return;
         res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
-        if (chat) event(res, chunk('', null));
+        if (chat) event(res, chunk({ role: 'assistant', content: '' }));
       };
       return runCompletion(settings.model, sequence, request, settings.decoding, cancelled.signal, start, (text) => {
-        if (request.stream) event(res, chunk(text, null), first);
+        if (request.stream) event(res, chunk({ content: text }), first);
         first = false;
       });
     }, waiting.signal);
@@ -122,7 +123,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, settings: Serve
   const cllm = { decoder: s.decoder, steps: s.steps, tokens_per_step: s.tokensPerStep, tokens_per_second: s.tokensPerSecond, sources: s.sources, prefill_ms: s.prefillMs, decode_ms: s.decodeMs, seed: s.sampling.seed };
   const note = `${outcome.completionTokens} tokens, ${s.tokensPerStep.toFixed(2)} a step`;
   if (request.stream) {
-    event(res, { ...chunk(undefined, outcome.finishReason), ...(request.includeUsage ? {} : { cllm }) });
+    event(res, { ...chunk({}, outcome.finishReason), ...(request.includeUsage ? {} : { cllm }) });
     if (request.includeUsage) event(res, { ...base, object: chat ? 'chat.completion.chunk' : 'text_completion', choices: [], usage, cllm });
     res.end('data: [DONE]\n\n');
     return note;
