@@ -1,9 +1,12 @@
-// cllm bench: the JSON schema, the prompt files, Ctrl-C, and the HTML report rendered in headless Chromium.
+// cllm bench: the JSON schema, the prompt files, Ctrl-C, the HTML report rendered in headless Chromium, and
+// which outputs count as degenerate (looping).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { summarize, type BenchRow } from '../src/tasks/bench.js';
 import { parsePromptFile } from '../src/tasks/prompt-sets.js';
+import { isDegenerate } from '../src/tasks/repetition.js';
 import { fixtureModel } from './support/models.js';
 import { runCli, scratchDir, terminal } from './support/cli.js';
 
@@ -41,9 +44,10 @@ describe('cllm bench --json', () => {
     expect(r.results.slice(0, 4).map((x: { decoder: string; block: number }) => `${x.decoder}${x.block}`)).toEqual(['ar1', 'auto0', 'jacobi2', 'jacobi4']);
     for (const row of r.results) {
       expect(Object.keys(row).sort()).toEqual(
-        ['acceptedPerStep', 'block', 'decodeMs', 'decoder', 'forwardMs', 'generatedTokens', 'identical', 'prefillMs', 'prompt', 'promptTokens', 'repeat', 'scoredPerStep', 'sources', 'steps', 'tokensPerSecond', 'tokensPerStep'].sort(),
+        ['acceptedPerStep', 'block', 'decodeMs', 'decoder', 'degenerate', 'forwardMs', 'generatedTokens', 'identical', 'prefillMs', 'prompt', 'promptTokens', 'repeat', 'scoredPerStep', 'sources', 'steps', 'tokensPerSecond', 'tokensPerStep'].sort(),
       );
       expect(row.identical).toBe(true);
+      expect(row.degenerate).toBe(false); // 16 tokens: too short to judge
       expect(row.generatedTokens).toBe(16);
       expect(row.tokensPerStep).toBeCloseTo(row.generatedTokens / row.steps);
       expect(row.acceptedPerStep.reduce((a: number, n: number) => a + n, 0)).toBe(row.steps);
@@ -55,6 +59,7 @@ describe('cllm bench --json', () => {
     for (const s of r.summary) {
       expect(s).toMatchObject({ runs: 4, identical: '4/4', tokensPerStep: expect.any(Number), tokensPerSecond: expect.any(Number), speedupVsAr: expect.any(Number), scoredPerStep: expect.any(Number), hostShare: expect.any(Number) });
       expect(s.sources.model).toBeGreaterThan(0);
+      expect(s).toMatchObject({ degenerateRuns: 0, tokensPerStepClean: s.tokensPerStep });
       expect(s.speedupMin).toBeLessThanOrEqual(s.speedupVsAr);
       expect(s.speedupMax).toBeGreaterThanOrEqual(s.speedupVsAr);
     }
@@ -66,9 +71,9 @@ describe('cllm bench --json', () => {
   it('prints a readable table without --json', () => {
     const { code, stdout, stderr } = bench(['--limit', '1', '--max-tokens', '8', '--repeat', '1', '--block', '4']);
     expect(code).toBe(0);
-    expect(stdout).toMatch(/decoder +block +tokens\/step +tok\/s \(median\) +speedup vs AR/);
-    expect(stdout).toMatch(/^jacobi +4 +[\d.]+ +[\d.]+ +[\d.]+x \([\d.]+-[\d.]+\) +1\/1 +[\d.]+%$/m);
-    expect(stdout).toMatch(/^auto +- +[\d.]+ +[\d.]+ +[\d.]+x/m);
+    expect(stdout).toMatch(/decoder +block +tokens\/step +tok\/step \(clean\) +degenerate +tok\/s \(median\) +speedup vs AR/);
+    expect(stdout).toMatch(/^jacobi +4 +([\d.]+) +\1 +0\/1 +[\d.]+ +[\d.]+x \([\d.]+-[\d.]+\) +1\/1 +[\d.]+%$/m);
+    expect(stdout).toMatch(/^auto +- +[\d.]+ +[\d.]+ +0\/1 +[\d.]+ +[\d.]+x/m);
     expect(stdout).toMatch(/^auto: [\d.]+ tokens scored per pass; output by origin: model \d+%/m);
     expect(stdout).toMatch(/best Jacobi block on this machine: 4/);
     expect(stderr).toBe(''); // no progress bar off a terminal
@@ -140,6 +145,7 @@ describe.skipIf(!chromium)('cllm bench --report', () => {
     expect(page).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/); // nothing to fetch, nothing to run
     expect(page.match(/<svg/g)!.length).toBeGreaterThanOrEqual(5); // 2 line charts + 3 distributions
     expect(page).toContain('class="fixed"');
+    expect(page).toContain('<th>looping outputs</th>');
 
     const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync', `--user-data-dir=${join(scratch, 'chromium')}`];
     const dom = spawnSync(chromium!, [...flags, '--dump-dom', `file://${html}`], { encoding: 'utf8', timeout: 60_000 });
@@ -147,5 +153,38 @@ describe.skipIf(!chromium)('cllm bench --report', () => {
     expect(dom.stdout.match(/<circle/g)!.length).toBeGreaterThanOrEqual(6);
     spawnSync(chromium!, [...flags, `--screenshot=${png}`, '--window-size=1200,1400', `file://${html}`], { timeout: 60_000 });
     expect(statSync(png).size).toBeGreaterThan(30_000);
+  });
+});
+
+describe('degenerate outputs', () => {
+  const loop = (length: number, period: number, from = 0) => Array.from({ length }, (_, i) => from + (i % period));
+
+  it('finds a loop, and passes code whose lines share shapes but not 16-token spans', () => {
+    expect(isDegenerate(loop(128, 10))).toBe(true);
+    expect(isDegenerate([...loop(40, 40, 100), ...loop(88, 7)])).toBe(true);
+    // def f_k(x):\n    return x + k\n, twenty times: every 16-token span holds a different k.
+    const code = Array.from({ length: 20 }, (_, k) => [1, 100 + k, 2, 3, 4, 5, 6, 7, 8, 3, 9, 200 + k, 6]).flat();
+    expect(isDegenerate(code)).toBe(false);
+  });
+
+  it('judges no output under 32 tokens, and needs more than half of the spans repeated', () => {
+    expect(isDegenerate(loop(31, 1))).toBe(false);
+    expect(isDegenerate(loop(32, 1))).toBe(true);
+    // 14 distinct tokens, then one token m times: m - 16 of the m + 14 - 15 spans repeat.
+    const tail = (m: number) => [...loop(14, 14, 100), ...loop(m, 1)];
+    expect(isDegenerate(tail(31))).toBe(false); // 15 of 30: half
+    expect(isDegenerate(tail(32))).toBe(true); // 16 of 31
+  });
+
+  it('gives tokens per step over the outputs that do not loop, and counts the ones that do', () => {
+    const run = (repeat: number, tokensPerStep: number, degenerate: boolean): BenchRow => ({
+      prompt: 0, repeat, decoder: 'jacobi', block: 16, promptTokens: 8, generatedTokens: 128, steps: 128 / tokensPerStep, tokensPerStep, scoredPerStep: 16,
+      sources: { model: 128 }, prefillMs: 1, decodeMs: 10, forwardMs: 9, tokensPerSecond: 100, identical: true, degenerate, acceptedPerStep: [],
+    });
+    const variants = [{ decoder: 'jacobi' as const, block: 16 }];
+    const [mixed] = summarize([run(0, 2, false), run(1, 8, true), run(2, 4, false)], variants).summary;
+    expect(mixed).toMatchObject({ runs: 3, tokensPerStep: 14 / 3, tokensPerStepClean: 3, degenerateRuns: 1 });
+    const [looping] = summarize([run(0, 8, true)], variants).summary;
+    expect(looping).toMatchObject({ tokensPerStepClean: null, degenerateRuns: 1 });
   });
 });

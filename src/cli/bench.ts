@@ -144,11 +144,13 @@ function printSummary(summary: BenchSummaryRow[], bestBlock: number | null, sett
   }
   const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
   out.write(chalk.dim(`${plural(settings.promptCount, 'prompt')} x ${plural(settings.repeat, 'repeat')}, ${settings.maxTokens} tokens each, ${plural(settings.threads, 'thread')}; ${describeSampling(settings.sampling)}${settings.exactKernels ? '' : '; fast kernels'}\n`));
-  const header = ['decoder', 'block', 'tokens/step', 'tok/s (median)', 'speedup vs AR (min-max)', 'identical', 'host'];
+  const header = ['decoder', 'block', 'tokens/step', 'tok/step (clean)', 'degenerate', 'tok/s (median)', 'speedup vs AR (min-max)', 'identical', 'host'];
   const rows = summary.map((s) => [
     s.decoder,
     s.decoder === 'auto' ? '-' : String(s.block),
     s.tokensPerStep.toFixed(2),
+    s.tokensPerStepClean === null ? '-' : s.tokensPerStepClean.toFixed(2),
+    `${s.degenerateRuns}/${s.runs}`,
     s.tokensPerSecond.toFixed(1),
     s.speedupVsAr === null ? '-' : `${s.speedupVsAr.toFixed(2)}x (${s.speedupMin!.toFixed(2)}-${s.speedupMax!.toFixed(2)})`,
     s.identical,

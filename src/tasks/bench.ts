@@ -4,6 +4,7 @@
 import { complete, firstDivergence, type DecoderName, type Divergence, type GenerateResult, type GenerationStats, type StepTrace } from '../engine/generate.js';
 import type { SamplingOptions } from '../engine/sampling.js';
 import type { Sequence } from '../engine/sequence.js';
+import { isDegenerate } from './repetition.js';
 
 export interface BenchVariant {
   decoder: DecoderName;
@@ -16,6 +17,8 @@ export interface BenchRow extends Omit<GenerationStats, 'sampling'> {
   repeat: number;
   identical: boolean;
   firstDivergence?: Divergence;
+  /** The output loops (see isDegenerate): its tokens per step says little about real text. */
+  degenerate: boolean;
   /** acceptedPerStep[k] counts the steps that accepted k tokens. */
   acceptedPerStep: number[];
 }
@@ -25,6 +28,9 @@ export interface BenchSummaryRow {
   block: number;
   runs: number;
   tokensPerStep: number;
+  /** tokensPerStep over the runs whose output is not degenerate; null when every output is. */
+  tokensPerStepClean: number | null;
+  degenerateRuns: number;
   /** Mean tokens scored per pass, guesses included. */
   scoredPerStep: number;
   /** Share of the generated tokens by origin: "model" (one per pass) or a draft source. */
@@ -118,6 +124,7 @@ function row(prompt: number, v: BenchVariant, repeat: number, run: TimedRun, ref
     block: v.block,
     identical: !divergence,
     ...(divergence ? { firstDivergence: divergence } : {}),
+    degenerate: isDegenerate(run.result.tokens),
     acceptedPerStep: run.accepted,
   };
 }
@@ -126,6 +133,11 @@ export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/** The mean of the runs' own ratios, so that each prompt weighs alike however many tokens it produced. */
+function meanTokensPerStep(rows: BenchRow[]): number {
+  return rows.reduce((a, r) => a + r.tokensPerStep, 0) / rows.length;
 }
 
 export function summarize(rows: BenchRow[], variants: BenchVariant[]): { summary: BenchSummaryRow[]; bestBlock: number | null } {
@@ -140,6 +152,7 @@ export function summarize(rows: BenchRow[], variants: BenchVariant[]): { summary
     const accepted: number[] = [];
     for (const r of mine) r.acceptedPerStep.forEach((n, k) => (accepted[k] = (accepted[k] ?? 0) + n));
     const generated = mine.reduce((a, r) => a + r.generatedTokens, 0);
+    const clean = mine.filter((r) => !r.degenerate);
     const sources: Record<string, number> = {};
     for (const r of mine) for (const [source, n] of Object.entries(r.sources)) sources[source] = (sources[source] ?? 0) + n / Math.max(1, generated);
     return [
@@ -147,7 +160,9 @@ export function summarize(rows: BenchRow[], variants: BenchVariant[]): { summary
         decoder: v.decoder,
         block: v.block,
         runs: mine.length,
-        tokensPerStep: mine.reduce((a, r) => a + r.tokensPerStep, 0) / mine.length,
+        tokensPerStep: meanTokensPerStep(mine),
+        tokensPerStepClean: clean.length ? meanTokensPerStep(clean) : null,
+        degenerateRuns: mine.length - clean.length,
         scoredPerStep: mine.reduce((a, r) => a + r.scoredPerStep, 0) / mine.length,
         sources,
         hostShare: mine.reduce((a, r) => a + (r.decodeMs > 0 ? 1 - r.forwardMs / r.decodeMs : 0), 0) / mine.length,
