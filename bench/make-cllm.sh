@@ -1,59 +1,64 @@
 #!/usr/bin/env bash
-# The whole CLLM recipe on one base model, with the figures it is judged by: collect Jacobi trajectories,
-# train (with a checkpoint every SAVE_EVERY steps), then held-out loss and tokens per step of the base, every
-# checkpoint and the CLLM, `cllm bench` against AR for base and CLLM, and how much of the CLLM's greedy
-# output is the base's. Everything lands in $OUT (git-ignored), logs included.
+# The CLLM recipe on one base model, seeded, with the figures it is judged by. On a CPU:
+#   1. cut prompts from real training text (file prefixes, PER_FILE a file) and collect the base's greedy
+#      output on them, block by block (train/collect.py --fixed-points-only: trajectories cost 5x more here);
+#   2. train on noisy blocks made from those fixed points and refreshed by the model (JacobiForcing), with the
+#      KL from the base over each whole sequence and over windows of real text as the anchor;
+#   3. measure base and CLLM: held-out loss by position (cllm eval), tokens per step at block 16 over all and
+#      over non-degenerate outputs (cllm bench, which also checks every output against AR), `auto` against
+#      AR on the CLLM, and the frontier plot.
+# Everything lands in $RUN (git-ignored), logs included; the final model is $RUN/cllm.gguf.
 # Usage: bench/make-cllm.sh [BASE.gguf]   (the settings below can be overridden from the environment)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BASE=${1:-../shared/models/pycoder-16m.gguf}
+TOKENIZER=${TOKENIZER:-${BASE%.gguf}.tokenizer.json}
 DATA=${DATA:-../shared/data}
-OUT=${OUT:-runs/recipe}
-PROMPTS=${PROMPTS:-200}         # training prompts to collect trajectories on
+RUN=${RUN:-runs/recipe}
+PROMPTS=${PROMPTS:-800}         # training prompts, cut from $DATA/python-train.txt.xz
+PER_FILE=${PER_FILE:-2}
 BLOCK=${BLOCK:-16}
-STEPS=${STEPS:-300}
-BATCH=${BATCH:-8}
-LR=${LR:-1e-4}
-AR_WEIGHT=${AR_WEIGHT:-10}
-SAVE_EVERY=${SAVE_EVERY:-100}
-TRAIN_FLAGS=${TRAIN_FLAGS:---ar-target base --replay 128 --freeze-embeddings}
+STEPS=${STEPS:-360}
+BATCH=${BATCH:-4}
+STATES=${STATES:-32}
+WINDOWS=${WINDOWS:-1}
+LR=${LR:-2e-4}
+TRAIN_FLAGS=${TRAIN_FLAGS:---noisy --refresh}
 THREADS=${THREADS:-2}
+SEED=${SEED:-0}
 EVAL_DOCS=${EVAL_DOCS:-100}     # held-out files for the loss
-BENCH_PROMPTS=${BENCH_PROMPTS:-20}
-BEST=${BEST:-cllm}              # the model to bench against AR: cllm, or a checkpoint such as cllm-step100
+BENCH_PROMPTS=${BENCH_PROMPTS:-100}
+AUTO_PROMPTS=${AUTO_PROMPTS:-20}
 cllm() { node bin/cllm.js "$@"; }
-mkdir -p "$OUT"
+mkdir -p "$RUN"
+start=$(date +%s)
+elapsed() { echo "[$(( ($(date +%s) - start) / 60 )) min]"; }
 
-if [ ! -s "$OUT/trajectories.jsonl" ]; then
-  echo "== collect ($PROMPTS prompts, block $BLOCK)"
-  cllm collect -m "$BASE" --prompts "$DATA/code-prompts-train.jsonl" --limit "$PROMPTS" --block "$BLOCK" --max-tokens 256 \
-    --threads "$THREADS" -o "$OUT/trajectories.jsonl" 2>&1 | tee "$OUT/collect.log"
-fi
+[ -s "$RUN/python-train.txt" ] || xz -dc "$DATA/python-train.txt.xz" > "$RUN/python-train.txt"
+echo "== collect $(elapsed): the base's fixed points on $PROMPTS prompts, block $BLOCK"
+python3 train/collect.py --base "$BASE" --tokenizer "$TOKENIZER" --corpus "$RUN/python-train.txt" --per-file "$PER_FILE" \
+  --limit "$PROMPTS" --block "$BLOCK" --max-tokens 256 --fixed-points-only --threads "$THREADS" --seed "$SEED" \
+  -o "$RUN/fixed-points.jsonl" 2>&1 | tee "$RUN/collect.log"
 
-echo "== train ($STEPS steps of $BATCH, lr $LR, AR weight $AR_WEIGHT, $TRAIN_FLAGS)"
+echo "== train $(elapsed): $STEPS steps of $BATCH prompts x $STATES states + $WINDOWS windows, lr $LR, $TRAIN_FLAGS"
 # shellcheck disable=SC2086
-cllm train --base "$BASE" --data "$OUT/trajectories.jsonl" -o "$OUT/cllm.gguf" --steps "$STEPS" --batch "$BATCH" --lr "$LR" \
-  --ar-weight "$AR_WEIGHT" --save-every "$SAVE_EVERY" --threads "$THREADS" $TRAIN_FLAGS 2>&1 | tee "$OUT/train.log"
+python3 train/train.py --base "$BASE" --data "$RUN/fixed-points.jsonl" -o "$RUN/cllm.gguf" --steps "$STEPS" --batch "$BATCH" \
+  --states "$STATES" --lr "$LR" --corpus "$RUN/python-train.txt" --tokenizer "$TOKENIZER" --windows "$WINDOWS" \
+  --threads "$THREADS" --seed "$SEED" $TRAIN_FLAGS 2>&1 | tee "$RUN/train.log"
 
-echo "== held-out loss ($EVAL_DOCS files) and tokens per step at block $BLOCK ($BENCH_PROMPTS held-out prompts)"
-echo "model  nats/token  tokens/step"
-for model in "$BASE" $(ls "$OUT"/cllm-step*.gguf 2>/dev/null | sort -V) "$OUT/cllm.gguf"; do
+echo "== measure $(elapsed): held-out loss ($EVAL_DOCS files), tokens per step at block $BLOCK ($BENCH_PROMPTS held-out prompts)"
+points=()
+for model in "$BASE" "$RUN/cllm.gguf"; do
   name=$(basename "$model" .gguf)
-  cllm eval -m "$model" --text "$DATA/python-heldout.txt" --limit "$EVAL_DOCS" --threads "$THREADS" --json > "$OUT/eval-$name.json"
+  cllm eval -m "$model" --text "$DATA/python-heldout.txt" --limit "$EVAL_DOCS" --threads "$THREADS" --json > "$RUN/eval-$name.json"
   cllm bench -m "$model" --prompts "$DATA/code-prompts-heldout.jsonl" --limit "$BENCH_PROMPTS" --decoders jacobi --block "$BLOCK" \
-    --max-tokens 128 --repeat 1 --threads "$THREADS" --json "$OUT/tps-$name.json" > /dev/null
-  node -e 'const [e, b] = process.argv.slice(2).map((f) => require(f)); console.log(process.argv[1], e.natsPerToken.toFixed(4), b.summary[0].tokensPerStep.toFixed(2))' \
-    "$name" "$(realpath "$OUT/eval-$name.json")" "$(realpath "$OUT/tps-$name.json")"
+    --max-tokens 128 --repeat 1 --threads "$THREADS" --json "$RUN/tps-$name.json" | tee "$RUN/tps-$name.txt"
+  points+=("$name=$RUN/eval-$name.json,$RUN/tps-$name.json")
 done
+node --import tsx bench/frontier.ts --base "$(basename "$BASE" .gguf)" --out "$RUN/frontier.svg" "${points[@]}" | tee "$RUN/frontier.md"
 
-for model in "$BASE" "$OUT/$BEST.gguf"; do
-  name=$(basename "$model" .gguf)
-  echo "== $name: cllm bench against AR"
-  cllm bench -m "$model" --prompts "$DATA/code-prompts-heldout.jsonl" --limit "$BENCH_PROMPTS" --block 2,3,4,8,16,32 \
-    --max-tokens 128 --repeat 1 --threads "$THREADS" --json "$OUT/bench-$name.json" | tee "$OUT/bench-$name.txt"
-done
-
-echo "== greedy agreement of the CLLM with the base"
-node --import tsx bench/greedy-agreement.ts --base "$BASE" --model "$OUT/$BEST.gguf" --prompts "$DATA/code-prompts-heldout.jsonl" \
-  --max-tokens 128 --threads "$THREADS" --json "$OUT/agreement-$BEST.json"
+echo "== auto and Jacobi against AR on the CLLM $(elapsed) ($AUTO_PROMPTS prompts, $THREADS threads)"
+cllm bench -m "$RUN/cllm.gguf" --prompts "$DATA/code-prompts-heldout.jsonl" --limit "$AUTO_PROMPTS" --decoders ar,auto,jacobi \
+  --block "$BLOCK" --max-tokens 128 --repeat 1 --threads "$THREADS" --json "$RUN/bench-cllm.json" | tee "$RUN/bench-cllm.txt"
+echo "== done $(elapsed)"

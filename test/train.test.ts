@@ -11,8 +11,8 @@ import { runCli, scratchDir } from './support/cli.js';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cllm = join(root, 'bin/cllm.js');
 const python = process.env.CLLM_PYTHON || 'python3';
-const haveTorch = spawnSync(python, ['-c', 'import torch, numpy, gguf']).status === 0;
-if (!haveTorch) console.warn(`torch, numpy or gguf is missing for ${python}: the trainer's tests are skipped (pip install -r train/requirements.txt)`);
+const haveTorch = spawnSync(python, ['-c', 'import torch, numpy, gguf, tokenizers']).status === 0;
+if (!haveTorch) console.warn(`torch, numpy, gguf or tokenizers is missing for ${python}: the trainer's tests are skipped (pip install -r train/requirements.txt)`);
 const pycoder = resolve(root, '../shared/models/pycoder-16m.gguf');
 const tmp = scratchDir('cllm-train-');
 
@@ -68,6 +68,59 @@ describe.skipIf(!haveTorch)('the trainer', () => {
     const generated = JSON.parse(run(['run', '-m', output, '--raw', '--max-tokens', '24', '--json', '--verify', 'Once upon a time']).stdout);
     expect(generated.tokens.length).toBeGreaterThan(0);
     expect(generated.verify.identical).toBe(true);
+  });
+
+  const tokenizer = pycoder.replace(/\.gguf$/, '.tokenizer.json');
+  it.skipIf(!existsSync(tokenizer))("train/collect.py's fixed points are llama.cpp's greedy output, with or without trajectories", () => {
+    const prompts = join(tmp, 'code.jsonl');
+    writeFileSync(prompts, ['import os\n', 'def add(a, b):\n', 'class Point:\n    def __init__(self'].map((prompt) => JSON.stringify({ prompt })).join('\n') + '\n');
+    const ours = (extra: string[]) => {
+      const out = join(tmp, `torch${extra.length}.jsonl`);
+      const result = spawnSync(python, [join(root, 'train/collect.py'), '--base', pycoder, '--tokenizer', tokenizer, '--prompts', prompts, '--block', '8',
+        '--max-tokens', '48', '--batch', '2', '--threads', '1', '-o', out, ...extra], { encoding: 'utf8' });
+      expect(result.stderr).toMatch(/wrote .*: 3 prompts, \d+ blocks \(0 prompts dropped as repetitive, 0 blocks settled off the greedy output\)/);
+      return readFileSync(out, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+    };
+    const llama = join(tmp, 'llama.jsonl');
+    expect(run(['collect', '-m', pycoder, '--prompts', prompts, '--block', '8', '--max-tokens', '48', '--threads', '1', '-o', llama]).code).toBe(0);
+    const expected = readFileSync(llama, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+    const blocks = (records: { data_id: string; prompt_ids: number[]; teacher_output_ids: number[] }[]) => records.map((r) => [r.data_id, r.prompt_ids, r.teacher_output_ids]);
+    const trajectories = ours([]);
+    expect(blocks(trajectories)).toEqual(blocks(expected));
+    for (const r of trajectories) {
+      const states: number[][] = r.answer_trajectory_ids;
+      expect(states.at(-1)).toEqual(r.teacher_output_ids.slice(-8));
+      expect(states.length).toBeGreaterThan(1);
+      expect(states.length).toBeLessThanOrEqual(9);
+    }
+    const fixedPoints = ours(['--fixed-points-only']);
+    expect(blocks(fixedPoints)).toEqual(blocks(expected));
+    expect(fixedPoints.every((r) => r.answer_trajectory_ids.length === 1)).toBe(true);
+  });
+
+  it('takes the same steps in two processes under torchrun as in one', () => {
+    const data = join(tmp, 'ddp.jsonl');
+    const records = [0, 1, 2, 3].map((p) => ({ data_id: `data_${p}`, jacobian_itr_id: 'itr_0', prompt_ids_len: 3, prompt_ids: [1, 5 + p, 9], answer_trajectory_ids: [[7, 7, 7, 7], [20 + p, 7, 7, 7], [20 + p, 30, 31, 32]], teacher_output_ids: [1, 5 + p, 9, 20 + p, 30, 31, 32] }));
+    writeFileSync(data, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const train = (launcher: string[], output: string) => {
+      const result = spawnSync(python, [...launcher, join(root, 'train/train.py'), '--base', fixtureModel, '--data', data, '-o', output, '--steps', '3',
+        '--batch', '4', '--states', '2', '--noisy', '--refresh', '--lr', '1e-3', '--device', 'cpu', '--threads', '1'], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
+      expect(result.status, result.stderr).toBe(0);
+      return [...result.stderr.matchAll(/consistency ([\d.]+) \| ar ([\d.]+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+    };
+    const one = train([], join(tmp, 'one.gguf'));
+    const two = train(['-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '2'], join(tmp, 'two.gguf'));
+    expect(two).toHaveLength(2);
+    for (const [i, [consistency, ar]] of one.entries()) {
+      expect(two[i][0]).toBeCloseTo(consistency, 3);
+      expect(two[i][1]).toBeCloseTo(ar, 3);
+    }
+    const compare = `import sys; sys.path.insert(0, ${JSON.stringify(join(root, 'train'))})
+from gguf_io import load_model
+a, b = (dict(load_model(p)[0].named_parameters()) for p in sys.argv[1:])
+print(max(float((a[k] - b[k]).abs().max()) for k in a))`;
+    const difference = spawnSync(python, ['-c', compare, join(tmp, 'one.gguf'), join(tmp, 'two.gguf')], { encoding: 'utf8' });
+    expect(Number(difference.stdout)).toBeLessThan(1e-4);
   });
 
   describe('bad input: one line, exit 1, no output file', () => {

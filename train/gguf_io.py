@@ -115,3 +115,9 @@ def write_model(model, reader, path):
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def bos_token(reader):
+    """The token llama.cpp puts before every text it tokenizes, or None where the model adds none."""
+    add = _field(reader, "tokenizer.ggml.add_bos_token", True)
+    return _field(reader, "tokenizer.ggml.bos_token_id") if add else None

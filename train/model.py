@@ -69,7 +69,9 @@ class Block(nn.Module):
         self.ffn_up = nn.Linear(cfg.n_embd, cfg.n_ff, bias=False)
         self.ffn_down = nn.Linear(cfg.n_ff, cfg.n_embd, bias=False)
 
-    def forward(self, x, cos, sin, mask):
+    def forward(self, x, cos, sin, mask, past=None):
+        """past: this layer's cached (keys, values) of earlier tokens, or None. Returns (x, (keys, values)) with
+        the new tokens' keys and values appended."""
         cfg = self.cfg
         b, t, _ = x.shape
         h = self.attn_norm(x)
@@ -77,6 +79,8 @@ class Block(nn.Module):
         k = self.attn_k(h).view(b, t, cfg.n_head_kv, cfg.head_dim).transpose(1, 2)
         v = self.attn_v(h).view(b, t, cfg.n_head_kv, cfg.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if past is not None:
+            k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)
         gqa = cfg.n_head_kv != cfg.n_head
         if mask is None:
             attn = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
@@ -84,7 +88,7 @@ class Block(nn.Module):
             attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.unsqueeze(1), enable_gqa=gqa)
         x = x + self.attn_output(attn.transpose(1, 2).reshape(b, t, cfg.n_embd))
         h = self.ffn_norm(x)
-        return x + self.ffn_down(F.silu(self.ffn_gate(h)) * self.ffn_up(h))
+        return x + self.ffn_down(F.silu(self.ffn_gate(h)) * self.ffn_up(h)), (k, v)
 
 
 class Llama(nn.Module):
@@ -96,18 +100,25 @@ class Llama(nn.Module):
         self.output_norm = RMSNorm(cfg.n_embd, cfg.rms_eps)
         self.output = None if cfg.tied_embeddings else nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
 
-    def forward(self, tokens, positions=None, mask=None):
+    def forward(self, tokens, positions=None, mask=None, cache=None):
         """tokens: (batch, time) ids -> logits (batch, time, vocab).
 
         By default a causal sequence from position 0. Packed sequences pass their own positions (batch, time)
         and a boolean mask (batch, time, time): True where a query may attend to a key.
+
+        With a cache (a list, empty at first), the tokens follow the cached ones: the mask is then (batch,
+        time, cached + time), and the list is given every layer's keys and values, new tokens included, so
+        that the next call continues from there. A caller that only looks ahead keeps a copy of the list.
         """
         if positions is None:
             positions = torch.arange(tokens.shape[1], device=tokens.device).expand_as(tokens)
         cos, sin = rope_tables(self.cfg.head_dim, positions, self.cfg.rope_base)
         x = self.token_embd(tokens)
-        for block in self.blocks:
-            x = block(x, cos, sin, mask)
+        cached = bool(cache)
+        for i, block in enumerate(self.blocks):
+            x, present = block(x, cos, sin, mask, cache[i] if cached else None)
+            if cache is not None:
+                cache[i:i + 1] = [present]
         x = self.output_norm(x)
         weight = self.token_embd.weight if self.output is None else self.output.weight
         return F.linear(x, weight)

@@ -19,13 +19,13 @@ export function trainCommand(): Command {
     });
 }
 
-/** The Python that runs the trainer: $CLLM_PYTHON or python3, with torch, numpy and gguf importable. */
+/** The Python that runs the trainer: $CLLM_PYTHON or python3, with torch, numpy, gguf and tokenizers importable. */
 function findPython(): string {
   const python = process.env.CLLM_PYTHON || 'python3';
-  const probe = spawnSync(python, ['-c', 'import torch, numpy, gguf'], { encoding: 'utf8' });
+  const probe = spawnSync(python, ['-c', 'import torch, numpy, gguf, tokenizers'], { encoding: 'utf8' });
   if (probe.error) throw new CllmError(`cllm train needs Python 3, and ${python} was not found: install it, or set CLLM_PYTHON to its path`);
   if (probe.status !== 0) {
-    const missing = /No module named '([^']+)'/.exec(probe.stderr)?.[1] ?? 'torch, numpy or gguf';
+    const missing = /No module named '([^']+)'/.exec(probe.stderr)?.[1] ?? 'torch, numpy, gguf or tokenizers';
     throw new CllmError(`cllm train needs ${missing} for ${python}: pip install -r ${trainDir}requirements.txt`);
   }
   return python;
