@@ -68,6 +68,10 @@ describe.skipIf(!haveTorch)('the trainer', () => {
     const generated = JSON.parse(run(['run', '-m', output, '--raw', '--max-tokens', '24', '--json', '--verify', 'Once upon a time']).stdout);
     expect(generated.tokens.length).toBeGreaterThan(0);
     expect(generated.verify.identical).toBe(true);
+    // A second round starts from the CLLM, anchored to the base.
+    const second = run(['train', '--base', base, '--init', output, '--data', trajectories, '-o', join(tmp, 'e2e-round2.gguf'), '--steps', '1', '--batch', '2', '--noisy', '--device', 'cpu', '--threads', '1']);
+    expect(second.stderr).toContain(`training ${output} on 3 prompts`);
+    expect(second.code).toBe(0);
   });
 
   const tokenizer = pycoder.replace(/\.gguf$/, '.tokenizer.json');

@@ -20,6 +20,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from corpus import CorpusError, TextTokenizer, file_prefixes, read_documents, read_prompts  # noqa: E402
 from gguf_io import GGUFError, bos_token, load_model  # noqa: E402
+from model import Cache  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -58,7 +59,7 @@ def greedy(model, prompts, new_tokens):
     positions = (index[None, :] - pads[:, None]).clamp(min=0)
     causal = index[:longest, None] >= index[None, :longest]
     mask = (causal[None] & real[:, None, :longest]) | torch.eye(longest, dtype=torch.bool, device=device)
-    cache = []
+    cache = Cache(longest + new_tokens)
     logits = model(tokens, positions[:, :longest], mask, cache)
     for step in range(new_tokens):
         chosen = logits[:, -1].argmax(-1, keepdim=True)
@@ -77,7 +78,7 @@ def jacobi_trajectories(model, tokens, pads, cache, prompt_lengths, n, rng):
     rows, width = tokens.shape
     answer_start = int(pads[0]) + prompt_lengths[0]  # the same padded index for every row
     blocks = (width - answer_start) // n
-    cached = cache[0][0].shape[2]
+    cached = cache.length
     fixed = tokens[:, answer_start:answer_start + blocks * n].view(rows, blocks, n)
     starts = [[rng.choice(tokens[row, answer_start - prompt_lengths[row]:answer_start].tolist()) for _ in range(blocks * n)] for row in range(rows)]
     state = torch.tensor(starts, device=device).view(rows, blocks, n)
@@ -94,7 +95,7 @@ def jacobi_trajectories(model, tokens, pads, cache, prompt_lengths, n, rng):
     mask = torch.cat((sees_text.repeat_interleave(n, dim=1), own_mask[None].expand(rows, -1, -1)), dim=2)
     done = torch.zeros(rows, blocks, dtype=torch.bool, device=device)
     for _ in range(n + 1):
-        logits = model(state.view(rows, -1), positions.view(rows, -1), mask, list(cache))
+        logits = model(state.view(rows, -1), positions.view(rows, -1), mask, cache, keep=False)
         # A block's first token is the one its context predicts, the greedy output's; token j follows state[:j].
         nxt = torch.cat((fixed[:, :, :1], logits.argmax(-1).view(rows, blocks, n)[:, :, :-1]), dim=2)
         settled = (nxt == state).all(-1)

@@ -69,9 +69,7 @@ class Block(nn.Module):
         self.ffn_up = nn.Linear(cfg.n_embd, cfg.n_ff, bias=False)
         self.ffn_down = nn.Linear(cfg.n_ff, cfg.n_embd, bias=False)
 
-    def forward(self, x, cos, sin, mask, past=None):
-        """past: this layer's cached (keys, values) of earlier tokens, or None. Returns (x, (keys, values)) with
-        the new tokens' keys and values appended."""
+    def forward(self, x, cos, sin, mask, cache=None, layer=0, keep=True):
         cfg = self.cfg
         b, t, _ = x.shape
         h = self.attn_norm(x)
@@ -79,8 +77,8 @@ class Block(nn.Module):
         k = self.attn_k(h).view(b, t, cfg.n_head_kv, cfg.head_dim).transpose(1, 2)
         v = self.attn_v(h).view(b, t, cfg.n_head_kv, cfg.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if past is not None:
-            k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)
+        if cache is not None:
+            k, v = cache.attend(layer, k, v, keep)
         gqa = cfg.n_head_kv != cfg.n_head
         if mask is None:
             attn = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
@@ -88,7 +86,31 @@ class Block(nn.Module):
             attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.unsqueeze(1), enable_gqa=gqa)
         x = x + self.attn_output(attn.transpose(1, 2).reshape(b, t, cfg.n_embd))
         h = self.ffn_norm(x)
-        return x + self.ffn_down(F.silu(self.ffn_gate(h)) * self.ffn_up(h)), (k, v)
+        return x + self.ffn_down(F.silu(self.ffn_gate(h)) * self.ffn_up(h))
+
+
+class Cache:
+    """Every layer's keys and values of the tokens decoded so far, in buffers with room for `capacity`
+    tokens, written in place: growing a cache by concatenation would copy all of it at every token."""
+
+    def __init__(self, capacity):
+        self.capacity = capacity
+        self.length = 0
+        self.keys, self.values = [], []
+
+    def attend(self, layer, k, v, keep):
+        """The keys and values a layer's new tokens attend to: the cached ones, then their own. keep stores
+        the new ones (the model then advances `length`); otherwise the pass only looks ahead."""
+        if layer == len(self.keys):
+            shape = (*k.shape[:2], self.capacity, k.shape[3])
+            self.keys.append(k.new_empty(shape))
+            self.values.append(v.new_empty(shape))
+        old, new = self.length, self.length + k.shape[2]
+        if not keep:
+            return torch.cat((self.keys[layer][:, :, :old], k), 2), torch.cat((self.values[layer][:, :, :old], v), 2)
+        self.keys[layer][:, :, old:new] = k
+        self.values[layer][:, :, old:new] = v
+        return self.keys[layer][:, :, :new], self.values[layer][:, :, :new]
 
 
 class Llama(nn.Module):
@@ -100,25 +122,23 @@ class Llama(nn.Module):
         self.output_norm = RMSNorm(cfg.n_embd, cfg.rms_eps)
         self.output = None if cfg.tied_embeddings else nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
 
-    def forward(self, tokens, positions=None, mask=None, cache=None):
+    def forward(self, tokens, positions=None, mask=None, cache=None, keep=True):
         """tokens: (batch, time) ids -> logits (batch, time, vocab).
 
         By default a causal sequence from position 0. Packed sequences pass their own positions (batch, time)
         and a boolean mask (batch, time, time): True where a query may attend to a key.
 
-        With a cache (a list, empty at first), the tokens follow the cached ones: the mask is then (batch,
-        time, cached + time), and the list is given every layer's keys and values, new tokens included, so
-        that the next call continues from there. A caller that only looks ahead keeps a copy of the list.
+        With a Cache, the tokens follow the cached ones: the mask is then (batch, time, cached + time), and
+        the tokens are added to the cache unless keep is False.
         """
         if positions is None:
             positions = torch.arange(tokens.shape[1], device=tokens.device).expand_as(tokens)
         cos, sin = rope_tables(self.cfg.head_dim, positions, self.cfg.rope_base)
         x = self.token_embd(tokens)
-        cached = bool(cache)
-        for i, block in enumerate(self.blocks):
-            x, present = block(x, cos, sin, mask, cache[i] if cached else None)
-            if cache is not None:
-                cache[i:i + 1] = [present]
+        for layer, block in enumerate(self.blocks):
+            x = block(x, cos, sin, mask, cache, layer, keep)
+        if cache is not None and keep:
+            cache.length += tokens.shape[1]
         x = self.output_norm(x)
         weight = self.token_embd.weight if self.output is None else self.output.weight
         return F.linear(x, weight)

@@ -9,7 +9,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from data import DataError, load_sequences, make_batch, noisy_state, rows_of  # noqa: E402
-from model import Llama, LlamaConfig  # noqa: E402
+from model import Cache, Llama, LlamaConfig  # noqa: E402
 
 
 def write_lines(tmp_path, lines):
@@ -104,7 +104,10 @@ def test_the_cache_gives_the_logits_of_one_whole_pass():
     tokens = torch.randint(0, 16, (1, 9))
     with torch.no_grad():
         whole = model(tokens)
-        cache = []
+        cache = Cache(9)
         first = model(tokens[:, :6], None, None, cache)
+        ahead = model(tokens[:, 6:], torch.arange(6, 9)[None], torch.tril(torch.ones(3, 9, dtype=torch.bool), 6)[None], cache, keep=False)
+        assert cache.length == 6
         rest = model(tokens[:, 6:], torch.arange(6, 9)[None], torch.tril(torch.ones(3, 9, dtype=torch.bool), 6)[None], cache)
     assert torch.allclose(torch.cat((first, rest), 1), whole, atol=1e-5)
+    assert torch.allclose(ahead, rest) and cache.length == 9
