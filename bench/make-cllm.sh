@@ -19,7 +19,7 @@ RUN=${RUN:-runs/recipe}
 PROMPTS=${PROMPTS:-800}         # training prompts, cut from $DATA/python-train.txt.xz
 PER_FILE=${PER_FILE:-2}
 BLOCK=${BLOCK:-16}
-STEPS=${STEPS:-360}
+STEPS=${STEPS:-240}
 BATCH=${BATCH:-4}
 STATES=${STATES:-32}
 WINDOWS=${WINDOWS:-1}
@@ -37,6 +37,7 @@ elapsed() { echo "[$(( ($(date +%s) - start) / 60 )) min]"; }
 
 [ -s "$RUN/python-train.txt" ] || xz -dc "$DATA/python-train.txt.xz" > "$RUN/python-train.txt"
 echo "== collect $(elapsed): the base's fixed points on $PROMPTS prompts, block $BLOCK"
+[ -s "$RUN/fixed-points.jsonl" ] && echo "(kept from an earlier run: $RUN/fixed-points.jsonl)" ||
 python3 train/collect.py --base "$BASE" --tokenizer "$TOKENIZER" --corpus "$RUN/python-train.txt" --per-file "$PER_FILE" \
   --limit "$PROMPTS" --block "$BLOCK" --max-tokens 256 --fixed-points-only --threads "$THREADS" --seed "$SEED" \
   -o "$RUN/fixed-points.jsonl" 2>&1 | tee "$RUN/collect.log"
