@@ -120,17 +120,16 @@ def refresh_states(model, batch):
 def loss_sums(model, base, batch, args, autocast):
     """The step's loss terms as (sum, count) pairs: consistency over the states' wrong positions, the anchor over
     the text (the prompts' sequences and the windows)."""
-    tokens = batch["tokens"]
+    tokens, width = batch["tokens"], batch["text_width"]
     with autocast:
         logits = model(tokens, batch["positions"], batch["mask"])
         if base is not None:
             with torch.no_grad():
-                base_logits = base(tokens[:, :batch["text_width"]])
+                base_logits = base(tokens[:, :width])
     rows = torch.arange(tokens.shape[0], device=tokens.device)[:, None, None]
     states, fixed = tokens[rows, batch["state_columns"]], tokens[rows, batch["fixed_columns"]]
     mask = consistency_mask(states, fixed) & batch["has_states"][:, None, None]
     consistency = consistency_sum(logits[rows, batch["state_columns"]], logits[rows, batch["fixed_columns"]], mask)
-    width = batch["text_width"]
     if base is None:
         anchor = ar_sum(logits[:, :width], tokens[:, :width], batch["text"][:, :width], args.label_smoothing)
     else:
